@@ -1,0 +1,135 @@
+"""Recorded calls in bulk: each file split into speech turns by the VAD, transcribed, written as it finishes.
+
+Output, under ``OUT``: ``<call>/transcript.json`` and ``<call>/transcript.srt`` for each call, and one line per
+input file in ``results.jsonl``, appended and fsync'd as each call ends. A rerun skips every call that already has
+a line there, so a crash loses at most the call in flight, and a bad file is recorded once, not retried.
+A stereo recording is taken as caller on the left channel and agent on the right; mono is the caller alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from voiceagent.audio import RAW_G711_SUFFIXES, read_audio
+from voiceagent.errors import VoiceAgentError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", *RAW_G711_SUFFIXES}
+CHANNEL_SPEAKERS = ("caller", "agent")
+
+
+@dataclass
+class Turn:
+    speaker: str
+    start: float
+    end: float
+    text: str
+
+
+def find_calls(inputs: Iterable[str | Path]) -> list[tuple[str, Path]]:
+    """(call id, file) for each input: files as given, folders searched for audio files. Ids are unique."""
+    calls: list[tuple[str, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            for path in sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
+                calls.append((str(path.relative_to(item).with_suffix("")).replace(os.sep, "__"), path))
+        else:
+            calls.append((item.stem, item))
+    seen: dict[str, int] = {}
+    unique = []
+    for call, path in calls:
+        seen[call] = seen.get(call, 0) + 1
+        unique.append((call if seen[call] == 1 else f"{call}-{seen[call]}", path))
+    return unique
+
+
+def transcribe_call(path: Path, vad, asr) -> tuple[float, list[Turn]]:
+    """The duration and the speech turns of one recorded call, in time order."""
+    audio = read_audio(path)
+    speakers = CHANNEL_SPEAKERS if audio.channels == 2 else ("caller",)
+    turns = []
+    for index, speaker in enumerate(speakers):
+        channel = audio.channel(index) if len(speakers) == 2 else audio.mono()
+        for start, end in vad.speech_segments(channel):
+            text = asr.transcribe(channel.slice(start, end)).text
+            if text:
+                turns.append(Turn(speaker, start, end, text))
+    return audio.duration_s, sorted(turns, key=lambda t: t.start)
+
+
+def srt(turns: list[Turn]) -> str:
+    """SubRip subtitles of the turns, the speaker before each line."""
+
+    def stamp(seconds: float) -> str:
+        ms = int(round(seconds * 1000))
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    return "".join(
+        f"{i}\n{stamp(t.start)} --> {stamp(t.end)}\n{t.speaker}: {t.text}\n\n" for i, t in enumerate(turns, 1)
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+class ResultsLog:
+    """``results.jsonl``: one line per finished call, durable once appended."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.finished = set()
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    self.finished.add(json.loads(line)["call"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut short by a crash: that call runs again
+
+    def append(self, result: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(result) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.finished.add(result["call"])
+
+
+def process_call(call: str, path: Path, out: Path, vad, asr) -> dict:
+    """Transcribe one call into ``out/<call>/``; the result line, with the error if it failed."""
+    try:
+        duration, turns = transcribe_call(path, vad, asr)
+    except VoiceAgentError as exc:
+        return {"call": call, "file": str(path), "status": "error", "error": str(exc)}
+    except Exception as exc:  # one bad call must never take down the others
+        return {"call": call, "file": str(path), "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    folder = out / call
+    folder.mkdir(parents=True, exist_ok=True)
+    transcript = {"call": call, "file": str(path), "duration_s": round(duration, 3), "turns": [asdict(t) for t in turns]}
+    _write_atomically(folder / "transcript.json", json.dumps(transcript, indent=2, ensure_ascii=False))
+    _write_atomically(folder / "transcript.srt", srt(turns))
+    return {"call": call, "file": str(path), "status": "ok", "duration_s": round(duration, 3), "turns": len(turns)}
+
+
+def run_batch(inputs: Iterable[str | Path], out: Path, vad, asr, progress: bool = True) -> list[dict]:
+    """Process every call not yet in ``out/results.jsonl``; the results of this run, in order."""
+    vad.load()  # a model that will not load stops the batch here, before any call is marked done
+    asr.load()
+    out.mkdir(parents=True, exist_ok=True)
+    log = ResultsLog(out / "results.jsonl")
+    pending = [(call, path) for call, path in find_calls(inputs) if call not in log.finished]
+    from tqdm import tqdm
+
+    results = []
+    for call, path in tqdm(pending, desc="calls", unit="call", disable=not progress, file=sys.stderr):
+        result = process_call(call, path, out, vad, asr)
+        log.append(result)
+        results.append(result)
+        if result["status"] == "error":
+            tqdm.write(f"{path}: {result['error']}", file=sys.stderr)
+    return results

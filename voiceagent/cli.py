@@ -1,0 +1,149 @@
+"""The ``voiceagent`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from voiceagent import config as config_module
+from voiceagent.errors import VoiceAgentError
+
+
+def _print_error(message: str) -> None:
+    print(f"voiceagent: {message}", file=sys.stderr)
+
+
+def cmd_transcribe(args, config) -> int:
+    from voiceagent.audio import read_audio
+
+    asr = config_module.build_asr(config, model=args.model, backend=args.backend, device=args.device)
+    asr.load()
+    failed = 0
+    for file in args.files:
+        try:
+            transcript = asr.transcribe(read_audio(file), language=args.language)
+        except VoiceAgentError as exc:
+            failed += 1
+            _print_error(f"{file}: {exc}")
+            if args.json:
+                print(json.dumps({"file": file, "error": str(exc)}), flush=True)
+            continue
+        if args.json:
+            print(json.dumps({"file": file, **transcript.to_dict()}, ensure_ascii=False), flush=True)
+        else:
+            print(f"{file}: {transcript.text}" if len(args.files) > 1 else transcript.text, flush=True)
+    return 1 if failed else 0
+
+
+def cmd_say(args, config) -> int:
+    import numpy as np
+
+    from voiceagent.audio import Audio, write_wav
+
+    tts = config_module.build_tts(config, backend=args.tts, voice=args.voice)
+    chunks = list(tts.synthesize(args.text, sample_rate=args.rate))
+    if not chunks:
+        raise VoiceAgentError("nothing to say: the text is empty")
+    audio = Audio(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
+    write_wav(args.output, audio)
+    print(f"{args.output}: {audio.duration_s:.2f} s at {audio.sample_rate} Hz", file=sys.stderr)
+    return 0
+
+
+def cmd_batch(args, config) -> int:
+    from voiceagent.batch import run_batch
+
+    vad = config_module.build_vad(config)
+    asr = config_module.build_asr(config, model=args.model)
+    results = run_batch(args.inputs, Path(args.out), vad, asr, progress=not args.quiet)
+    failed = sum(r["status"] == "error" for r in results)
+    print(f"{len(results) - failed} calls done, {failed} failed; results in {Path(args.out) / 'results.jsonl'}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_models(args, config) -> int:
+    from voiceagent.models import KNOWN_MODELS
+
+    rows = [m.to_dict() for m in KNOWN_MODELS]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("stage", "name", "installed", "size_mb", "license", "devices", "source")
+    table = [header] + [tuple(str(r[k] if r[k] is not None else "-") for k in header) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_bench_asr(args, config) -> int:
+    from voiceagent.bench.asr import format_table, run_asr_bench
+
+    results = run_asr_bench(
+        Path(args.manifest), backends=args.backends, model=args.model, telephone=args.telephone, limit=args.limit
+    )
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voiceagent", description="A self-hosted voice call-center agent.")
+    parser.add_argument("--config", help="a TOML file laid over the defaults (see configs/)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("transcribe", help="speech to text for audio files")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    p.add_argument("--model", help="tiny.en, base, or a model folder")
+    p.add_argument("--backend", choices=["faster-whisper", "openai-whisper"])
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--language", help="e.g. en; detected when not given (multilingual models)")
+    p.set_defaults(run=cmd_transcribe)
+
+    p = commands.add_parser("say", help="text to speech into a WAV file")
+    p.add_argument("text")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--tts", choices=["piper", "espeak", "coqui"], help="the TTS backend")
+    p.add_argument("--voice", help="piper: joe or an .onnx path; espeak: a voice such as en-us or fr")
+    p.add_argument("--rate", type=int, help="resample to this rate, e.g. 8000 for a phone line")
+    p.set_defaults(run=cmd_say)
+
+    p = commands.add_parser("batch", help="transcribe recorded calls in bulk, resumably")
+    p.add_argument("inputs", nargs="+", help="audio files or folders of them")
+    p.add_argument("--out", required=True, help="output folder (results.jsonl and one folder per call)")
+    p.add_argument("--model", help="the ASR model")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_batch)
+
+    p = commands.add_parser("models", help="the models voiceagent knows, and whether they are installed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_models)
+
+    bench = commands.add_parser("bench", help="measure speed and accuracy").add_subparsers(dest="bench", required=True)
+    p = bench.add_parser("asr", help="WER and real-time factor of each ASR backend beside bare faster-whisper")
+    p.add_argument("--manifest", required=True, help="JSONL: id, audio, start, end, text")
+    p.add_argument("--backends", nargs="+", default=["faster-whisper", "openai-whisper"])
+    p.add_argument("--model", default="tiny.en")
+    p.add_argument("--telephone", action="store_true", help="8 kHz mu-law, as a phone call delivers it")
+    p.add_argument("--limit", type=int, help="only the first N clips")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench_asr)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_module.load_config(args.config)
+        return args.run(args, config)
+    except VoiceAgentError as exc:
+        _print_error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

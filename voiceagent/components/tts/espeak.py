@@ -1,0 +1,47 @@
+"""espeak-ng: a formant synthesiser, always there (a Debian package), in many languages."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import numpy as np
+
+from voiceagent.audio import Audio
+from voiceagent.components.tts import TTS
+from voiceagent.errors import ConfigError, MissingDependency, VoiceAgentError
+
+
+class EspeakTTS(TTS):
+    """``voice``: an espeak-ng voice or language (``en-us``, ``fr``, ``cmn``...); ``words_per_minute``: speed."""
+
+    sample_rate = 22050
+
+    def __init__(self, voice: str = "en-us", words_per_minute: int = 160):
+        self.voice = voice
+        self.words_per_minute = words_per_minute
+        self._binary = None
+
+    def load(self) -> None:
+        if self._binary is not None:
+            return
+        self._binary = shutil.which("espeak-ng")
+        if self._binary is None:
+            raise MissingDependency("espeak-ng", "tts") from None
+        voices = subprocess.run([self._binary, "--voices"], capture_output=True, text=True, check=True).stdout
+        names = {word for line in voices.splitlines()[1:] for word in line.split()[1:5:3]}
+        if self.voice not in names:
+            raise ConfigError(f"espeak-ng has no voice {self.voice!r} (see: espeak-ng --voices)")
+
+    def synthesize_sentence(self, sentence: str) -> Audio:
+        result = subprocess.run(
+            [self._binary, "-v", self.voice, "-s", str(self.words_per_minute), "--stdout", "--", sentence],
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            raise VoiceAgentError(f"espeak-ng failed: {result.stderr.decode(errors='replace').strip()}")
+        import soundfile
+
+        samples, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
+        return Audio(np.asarray(samples, dtype=np.float32), rate)

