@@ -119,7 +119,7 @@ def _read_with_ffmpeg(path: Path) -> Audio:
             rate = stream.rate or stream.codec_context.sample_rate
             resampler = av.AudioResampler(format="flt", layout="mono" if stream.channels == 1 else "stereo")
             chunks = [
-                out.to_ndarray().reshape(-1, out.layout.nb_channels if hasattr(out.layout, "nb_channels") else len(out.layout.channels))
+                out.to_ndarray().reshape(-1, out.layout.nb_channels)  # packed float: channels interleaved
                 for frame in container.decode(stream)
                 for out in resampler.resample(frame)
             ]

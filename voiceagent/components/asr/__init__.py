@@ -1,9 +1,11 @@
 """Speech recognition: Whisper through faster-whisper (CTranslate2) or openai-whisper, one interface.
 
 Both backends see 16 kHz mono float32; this module converts any input to that with a real resampler, and
-guards against Whisper's hallucinations on silence and noise: no speech found by the VAD means no words, and a
-segment is dropped when Whisper itself judges it non-speech (no-speech probability over a threshold while its
-average log-probability is under another, Whisper's own rule) or when it lies outside every speech region.
+guards against Whisper's hallucinations on silence and noise: no speech found by the VAD means no words; Whisper
+decodes only the stretches the VAD heard speech in, one at a time (so a two-hour recording with a minute of talk
+costs a minute, in time and memory);
+and a segment is dropped when Whisper itself judges it non-speech (no-speech probability over a threshold while
+its average log-probability is under another, Whisper's own rule) or when it lies outside every speech region.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from voiceagent.audio import Audio
 from voiceagent.components import create_backend
+from voiceagent.components.vad import SegmentRules
 
 SAMPLE_RATE = 16000
 
@@ -22,6 +25,11 @@ BACKENDS = {
     "faster-whisper": "voiceagent.components.asr.faster_whisper:FasterWhisperASR",
     "openai-whisper": "voiceagent.components.asr.openai_whisper:OpenAIWhisperASR",
 }
+
+
+# Generous on purpose: a word clipped off by the gate is lost, and Whisper needs context, while a little
+# silence costs almost nothing. Only long pauses split what Whisper decodes.
+GATE_RULES = SegmentRules(min_speech_s=0.1, min_silence_s=2.0, pad_s=0.3)
 
 
 @dataclass
@@ -79,7 +87,7 @@ class ASR(ABC):
         if self.speech_gate and self._gate_vad is None:
             from voiceagent.components.vad import create_vad
 
-            self._gate_vad = create_vad(self.speech_gate)
+            self._gate_vad = create_vad(self.speech_gate, rules=GATE_RULES)
             self._gate_vad.load()
 
     @abstractmethod
@@ -96,10 +104,14 @@ class ASR(ABC):
             speech = [(0.0, audio.duration_s)]
         if not speech:
             return Transcript("", language or "", audio.duration_s, [])
-        segments, detected = self.decode(audio.samples.astype(np.float32, copy=False), language)
-        kept = [s for s in segments if self.guard.keep(s, speech)]
+        kept: list[Segment] = []
+        for start, end in speech:
+            segments, language = self.decode(audio.slice(start, end).samples.astype(np.float32, copy=False), language)
+            for segment in segments:  # times from the start of the whole recording
+                segment.start, segment.end = round(segment.start + start, 3), round(segment.end + start, 3)
+            kept += [s for s in segments if self.guard.keep(s, speech)]
         text = " ".join(s.text.strip() for s in kept)
-        return Transcript(text, detected, audio.duration_s, kept)
+        return Transcript(text, language, audio.duration_s, kept)
 
 
 def create_asr(backend: str = "faster-whisper", **options) -> ASR:

@@ -20,8 +20,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Cut text into the sentences a voice speaks one at a time; blank pieces are dropped."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    """Cut text into the sentences a voice speaks one at a time; pieces with no word in them are dropped."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if any(c.isalnum() for c in s)]
 
 
 class TTS(ABC):

@@ -29,9 +29,8 @@ class EspeakTTS(TTS):
         self._binary = shutil.which("espeak-ng")
         if self._binary is None:
             raise MissingDependency("espeak-ng", "tts") from None
-        voices = subprocess.run([self._binary, "--voices"], capture_output=True, text=True, check=True).stdout
-        names = {word for line in voices.splitlines()[1:] for word in line.split()[1:5:3]}
-        if self.voice not in names:
+        # espeak-ng falls back to its default voice without a word, so an unknown voice is caught here.
+        if self.voice.split("+")[0] not in _voice_names(self._binary):
             raise ConfigError(f"espeak-ng has no voice {self.voice!r} (see: espeak-ng --voices)")
 
     def synthesize_sentence(self, sentence: str) -> Audio:
@@ -45,3 +44,14 @@ class EspeakTTS(TTS):
 
         samples, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
         return Audio(np.asarray(samples, dtype=np.float32), rate)
+
+
+def _voice_names(binary: str) -> set[str]:
+    """Every name espeak-ng takes for ``-v``: language, voice name, file, and the other languages a voice covers."""
+    listing = subprocess.run([binary, "--voices"], capture_output=True, text=True, check=True).stdout
+    names = set()
+    for line in listing.splitlines()[1:]:
+        _, language, _, name, file, *others = line.split()
+        names |= {language, name, file, file.rsplit("/", 1)[-1]}
+        names |= {other.strip("()") for other in others if other.startswith("(")}
+    return names

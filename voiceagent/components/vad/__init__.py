@@ -47,11 +47,16 @@ def decisions_to_segments(
         else:
             merged.append(run)
     total = len(decisions) * frame_s
-    return [
-        (round(float(max(0.0, s - rules.pad_s)), 3), round(float(min(total, e + rules.pad_s)), 3))
-        for s, e in merged
-        if e - s >= rules.min_speech_s
-    ]
+    padded: list[tuple[float, float]] = []
+    for s, e in merged:
+        if e - s < rules.min_speech_s:
+            continue
+        s, e = round(float(max(0.0, s - rules.pad_s)), 3), round(float(min(total, e + rules.pad_s)), 3)
+        if padded and s <= padded[-1][1]:
+            padded[-1] = (padded[-1][0], e)  # padding made two segments touch: one segment
+        else:
+            padded.append((s, e))
+    return padded
 
 
 class VAD(ABC):

@@ -24,6 +24,11 @@ class WebRtcVAD(VAD):
         if self._vad is None:
             self._vad = require("webrtcvad", "vad").Vad(self.aggressiveness)
 
+    def reset(self) -> None:
+        super().reset()
+        self._vad = None  # the detector adapts to the stream: a new stream starts a new one
+        self.load()
+
     def frame_probabilities(self, frames: np.ndarray) -> np.ndarray:
         pcm = (np.clip(frames, -1.0, 1.0) * 32767).astype(np.int16)
         return np.array([self._vad.is_speech(f.tobytes(), self.sample_rate) for f in pcm], dtype=np.float32)

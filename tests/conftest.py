@@ -1,0 +1,64 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voiceagent.audio import Audio
+
+FIXTURES = Path(__file__).resolve().parents[1] / "audio_fixtures"
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing transcripts."""
+    return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def white_noise() -> Audio:
+    """60 s of white noise at -20 dBFS."""
+    rng = np.random.default_rng(1234)
+    return Audio((rng.standard_normal(16000 * 60) * 0.1).astype(np.float32), 16000)
+
+
+@pytest.fixture(scope="session")
+def silence() -> Audio:
+    return Audio(np.zeros(16000 * 60, dtype=np.float32), 16000)
+
+
+@pytest.fixture(scope="session")
+def fast_asr():
+    """The default ASR (faster-whisper tiny.en int8), loaded once for the session."""
+    from voiceagent.components.asr import create_asr
+
+    asr = create_asr("faster-whisper", device="cpu")
+    asr.load()
+    return asr
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the command line in-process: (exit code, stdout, stderr)."""
+    from voiceagent.cli import main
+
+    def run(*args: str):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def models_dir(tmp_path_factory) -> Path:
+    """Derived weights go to one cache per test session, never into the checkout's models/cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("models-cache")
+        patch.setenv("VOICEAGENT_MODELS_DIR", str(path))
+        yield path

@@ -1,0 +1,94 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import words
+from voiceagent.audio import Audio, write_wav
+from voiceagent.batch import Turn, find_calls, srt
+
+
+def results(out):
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_find_calls_gives_unique_ids(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for p in ["a/call.wav", "b/call.wav", "top.flac", "notes.txt"]:
+        (tmp_path / p).write_bytes(b"x")
+    found = find_calls([tmp_path, tmp_path / "a" / "call.wav"])
+    assert [c for c, _ in found] == ["a__call", "b__call", "top", "call"]
+    assert len({c for c, _ in find_calls([tmp_path / "a" / "call.wav", tmp_path / "b" / "call.wav"])}) == 2
+
+
+def test_srt():
+    text = srt([Turn("caller", 0.5, 2.25, "Hello."), Turn("agent", 3661.0, 3662.001, "Hi.")])
+    assert text == "1\n00:00:00,500 --> 00:00:02,250\ncaller: Hello.\n\n2\n01:01:01,000 --> 01:01:02,001\nagent: Hi.\n\n"
+
+
+@pytest.fixture
+def calls(tmp_path, fixtures):
+    """A folder of recorded calls: good ones of several kinds, and bad ones."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    for name in ["call_mono_16k.wav", "call_phone_8k_mulaw.wav", "call_stereo_22k.wav", "five_five.wav"]:
+        shutil.copy(fixtures / name, folder / name)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "corrupt.flac").write_bytes(b"fLaC" + os.urandom(2000))
+    write_wav(folder / "silent_44k.wav", Audio(np.zeros(44100 * 5, np.float32), 44100))
+    return folder
+
+
+@pytest.mark.slow
+def test_batch_writes_transcripts_and_reports_bad_files(cli, calls, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = cli("batch", calls, tmp_path / "missing.wav", "--out", out, "--quiet")
+    assert code == 1
+    by_call = {r["call"]: r for r in results(out)}
+    assert len(by_call) == 8
+    assert {c for c, r in by_call.items() if r["status"] == "error"} == {"empty", "corrupt", "missing"}
+    assert "empty file" in by_call["empty"]["error"] and "no such file" in by_call["missing"]["error"]
+    assert str(calls / "corrupt.flac") in err and "empty file" in err
+    assert by_call["silent_44k"] == {"call": "silent_44k", "file": str(calls / "silent_44k.wav"), "status": "ok", "duration_s": 5.0, "turns": 0}
+
+    mono = json.loads((out / "call_mono_16k" / "transcript.json").read_text())
+    assert [t["speaker"] for t in mono["turns"]] == ["caller"] * 3
+    assert "4567" in mono["turns"][1]["text"]
+    assert all(t["start"] < t["end"] for t in mono["turns"])
+    stereo = json.loads((out / "call_stereo_22k" / "transcript.json").read_text())
+    speakers = [t["speaker"] for t in stereo["turns"]]
+    assert speakers[0] == "caller" and "agent" in speakers
+    assert "your order" in " ".join(words(stereo["turns"][speakers.index("agent")]["text"]))
+    assert (out / "call_stereo_22k" / "transcript.srt").read_text().startswith("1\n00:00:00,")
+    assert by_call["call_phone_8k_mulaw"]["turns"] == 3
+
+
+@pytest.mark.slow
+def test_batch_resumes_after_being_killed(calls, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "voiceagent", "batch", str(calls), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (out / "results.jsonl").exists() and len(results(out)) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = {r["call"] for r in results(out)}
+    assert 2 <= len(done_before) < 7
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 1  # the bad files
+    after = [r["call"] for r in results(out)]
+    assert len(after) == len(set(after)) == 7  # each call once: none lost, none done twice
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "0 calls done, 0 failed" in again.stderr
+    assert len(results(out)) == 7
