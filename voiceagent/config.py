@@ -37,32 +37,41 @@ def load_config(path: str | Path | None = None) -> dict:
     return _merge(config, read_toml(Path(path))) if path else config
 
 
+def stage_options(config: dict, stage: str, backend: str | None = None) -> tuple[str, dict, dict]:
+    """(backend, its options, the stage's sub-tables that are no backend's) for one stage of a config."""
+    from voiceagent.components import asr, tts, vad
+
+    backends = {"vad": vad.BACKENDS, "asr": asr.BACKENDS, "tts": tts.BACKENDS}[stage]
+    table = config[stage]
+    backend = backend or table["backend"]
+    common = {k: v for k, v in table.items() if k != "backend" and not isinstance(v, dict)}
+    extra = {k: v for k, v in table.items() if isinstance(v, dict) and k not in backends}
+    return backend, {**common, **table.get(backend, {})}, extra
+
+
 def build_vad(config: dict):
     """The VAD the config names."""
     from voiceagent.components.vad import SegmentRules, create_vad
 
-    options = dict(config["vad"])
-    rules = SegmentRules(**options.pop("segments", {}))
-    return create_vad(options.pop("backend"), rules=rules, **options)
+    backend, options, extra = stage_options(config, "vad")
+    return create_vad(backend, rules=SegmentRules(**extra.get("segments", {})), **options)
 
 
-def build_asr(config: dict, **overrides):
-    """The ASR the config names; ``overrides`` replace single options (``model="base"``)."""
+def build_asr(config: dict, backend: str | None = None, **overrides):
+    """The ASR the config names, or ``backend``; ``overrides`` replace single options (``model="base"``)."""
     from voiceagent.components.asr import HallucinationGuard, create_asr
 
-    options = {**config["asr"], **{k: v for k, v in overrides.items() if v is not None}}
-    guard = HallucinationGuard(**options.pop("guard", {}))
+    backend, options, extra = stage_options(config, "asr", backend)
+    options.update({k: v for k, v in overrides.items() if v is not None})
     options["speech_gate"] = options.get("speech_gate") or None
-    return create_asr(options.pop("backend"), guard=guard, **options)
+    return create_asr(backend, guard=HallucinationGuard(**extra.get("guard", {})), **options)
 
 
 def build_tts(config: dict, backend: str | None = None, voice: str | None = None):
-    """The TTS the config names, or ``backend`` with its own defaults; ``voice`` replaces the voice."""
+    """The TTS the config names, or ``backend``; ``voice`` replaces the voice."""
     from voiceagent.components.tts import create_tts
 
-    options = dict(config["tts"])
-    if backend and backend != options["backend"]:
-        options = {"backend": backend}  # the config's voice means nothing to another backend
+    backend, options, _ = stage_options(config, "tts", backend)
     if voice:
         options["voice"] = voice
-    return create_tts(options.pop("backend"), **options)
+    return create_tts(backend, **options)
