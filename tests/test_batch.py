@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import words
+
 from voiceagent.audio import Audio, write_wav
 from voiceagent.batch import Turn, find_calls, srt
 
@@ -30,7 +30,9 @@ def test_find_calls_gives_unique_ids(tmp_path):
 
 def test_srt():
     text = srt([Turn("caller", 0.5, 2.25, "Hello."), Turn("agent", 3661.0, 3662.001, "Hi.")])
-    assert text == "1\n00:00:00,500 --> 00:00:02,250\ncaller: Hello.\n\n2\n01:01:01,000 --> 01:01:02,001\nagent: Hi.\n\n"
+    assert text == (
+        "1\n00:00:00,500 --> 00:00:02,250\ncaller: Hello.\n\n2\n01:01:01,000 --> 01:01:02,001\nagent: Hi.\n\n"
+    )
 
 
 @pytest.fixture
@@ -56,7 +58,14 @@ def test_batch_writes_transcripts_and_reports_bad_files(cli, calls, tmp_path):
     assert {c for c, r in by_call.items() if r["status"] == "error"} == {"empty", "corrupt", "missing"}
     assert "empty file" in by_call["empty"]["error"] and "no such file" in by_call["missing"]["error"]
     assert str(calls / "corrupt.flac") in err and "empty file" in err
-    assert by_call["silent_44k"] == {"call": "silent_44k", "file": str(calls / "silent_44k.wav"), "status": "ok", "duration_s": 5.0, "turns": 0}
+    silent = {
+        "call": "silent_44k",
+        "file": str(calls / "silent_44k.wav"),
+        "status": "ok",
+        "duration_s": 5.0,
+        "turns": 0,
+    }
+    assert by_call["silent_44k"] == silent
 
     mono = json.loads((out / "call_mono_16k" / "transcript.json").read_text())
     assert [t["speaker"] for t in mono["turns"]] == ["caller"] * 3

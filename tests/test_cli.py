@@ -3,8 +3,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import words
+
 from voiceagent.audio import Audio, read_audio, write_wav
 
 
@@ -58,7 +58,9 @@ def test_say_then_transcribe_at_phone_rate(cli, tmp_path):
 
 
 def test_say_with_espeak_in_french(cli, tmp_path):
-    code, _, _ = cli("say", "Bonjour, merci de votre appel.", "-o", tmp_path / "fr.wav", "--tts", "espeak", "--voice", "fr")
+    code, _, _ = cli(
+        "say", "Bonjour, merci de votre appel.", "-o", tmp_path / "fr.wav", "--tts", "espeak", "--voice", "fr"
+    )
     assert code == 0 and read_audio(tmp_path / "fr.wav").duration_s > 1.0
 
 
@@ -94,7 +96,9 @@ def test_two_hour_recording(cli, tmp_path):
     from voiceagent.components.tts import create_tts
 
     rate = 8000
-    question = np.concatenate([a.samples for a in create_tts("piper").synthesize("Where is my order?", sample_rate=rate)])
+    question = np.concatenate(
+        [a.samples for a in create_tts("piper").synthesize("Where is my order?", sample_rate=rate)]
+    )
     samples = np.zeros(2 * 3600 * rate, dtype=np.float32)
     at = (2 * 3600 - 30) * rate
     samples[at : at + len(question)] = question

@@ -10,7 +10,9 @@ from voiceagent.g711 import ALAW, MULAW
 ALL_PCM = np.arange(-32768, 32768, dtype=np.int16)
 
 
-@pytest.mark.parametrize("codec, encode, decode", [(MULAW, audioop.lin2ulaw, audioop.ulaw2lin), (ALAW, audioop.lin2alaw, audioop.alaw2lin)])
+@pytest.mark.parametrize(
+    "codec, encode, decode", [(MULAW, audioop.lin2ulaw, audioop.ulaw2lin), (ALAW, audioop.lin2alaw, audioop.alaw2lin)]
+)
 def test_matches_reference_coder_on_every_sample_and_byte(codec, encode, decode):
     assert codec.encode(ALL_PCM) == encode(ALL_PCM.tobytes(), 2)
     every_byte = bytes(range(256))

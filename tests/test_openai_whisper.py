@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import words
+
 from voiceagent import models
 from voiceagent.audio import read_audio
 from voiceagent.components.asr import create_asr

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
 from conftest import words
-from voiceagent.components.tts import TTS, create_tts, split_sentences
+
+from voiceagent.components.tts import create_tts, split_sentences
 from voiceagent.errors import ConfigError, ModelNotFound
 
 TEXT = "Your order has shipped. It will arrive on Tuesday! Anything else?"

@@ -110,7 +110,12 @@ def process_call(call: str, path: Path, out: Path, vad, asr) -> dict:
         return {"call": call, "file": str(path), "status": "error", "error": f"{type(exc).__name__}: {exc}"}
     folder = out / call
     folder.mkdir(parents=True, exist_ok=True)
-    transcript = {"call": call, "file": str(path), "duration_s": round(duration, 3), "turns": [asdict(t) for t in turns]}
+    transcript = {
+        "call": call,
+        "file": str(path),
+        "duration_s": round(duration, 3),
+        "turns": [asdict(t) for t in turns],
+    }
     _write_atomically(folder / "transcript.json", json.dumps(transcript, indent=2, ensure_ascii=False))
     _write_atomically(folder / "transcript.srt", srt(turns))
     return {"call": call, "file": str(path), "status": "ok", "duration_s": round(duration, 3), "turns": len(turns)}

@@ -59,7 +59,10 @@ def cmd_batch(args, config) -> int:
     asr = config_module.build_asr(config, model=args.model)
     results = run_batch(args.inputs, Path(args.out), vad, asr, progress=not args.quiet)
     failed = sum(r["status"] == "error" for r in results)
-    print(f"{len(results) - failed} calls done, {failed} failed; results in {Path(args.out) / 'results.jsonl'}", file=sys.stderr)
+    print(
+        f"{len(results) - failed} calls done, {failed} failed; results in {Path(args.out) / 'results.jsonl'}",
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 

