@@ -111,3 +111,13 @@ def test_whisper_base_joined_from_two_packages(fixtures):
     transcript = asr.transcribe(read_audio(fixtures / "jfk.wav"))
     assert transcript.language == "en"
     assert words(transcript.text) == JFK.split()
+
+
+def test_corrupt_model_or_unreachable_hub_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "model.bin").write_bytes(b"garbage" * 100)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFound, match="cannot load Whisper model .*binary version"):
+        create_asr("faster-whisper", model=str(tmp_path), speech_gate=None).load()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine with no hub, whatever this one has
+    with pytest.raises(ModelNotFound, match="cannot load Whisper model 'Systran/faster-whisper-small'"):
+        create_asr("faster-whisper", model="Systran/faster-whisper-small", speech_gate=None).load()

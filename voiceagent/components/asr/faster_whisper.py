@@ -6,7 +6,7 @@ import numpy as np
 
 from voiceagent.components import resolve_device
 from voiceagent.components.asr import ASR, Segment
-from voiceagent.errors import require
+from voiceagent.errors import ModelNotFound, require
 
 
 class FasterWhisperASR(ASR):
@@ -39,9 +39,13 @@ class FasterWhisperASR(ASR):
         device = resolve_device(self.device)
         compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
         path = models.resolve("asr", self.model)
-        self._whisper = faster_whisper.WhisperModel(
-            str(path), device=device, compute_type=compute_type, cpu_threads=self.threads
-        )
+        try:
+            self._whisper = faster_whisper.WhisperModel(
+                str(path), device=device, compute_type=compute_type, cpu_threads=self.threads
+            )
+        except (OSError, RuntimeError, ValueError) as exc:  # no hub to fetch from, a corrupt model.bin...
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelNotFound(f"cannot load Whisper model {self.model!r}: {first_line}") from None
 
     def decode(self, samples: np.ndarray, language: str | None) -> tuple[list[Segment], str]:
         if not self._whisper.model.is_multilingual:
