@@ -66,6 +66,48 @@ def cmd_batch(args, config) -> int:
     return 1 if failed else 0
 
 
+def build_agent(config, domain: str | None, backend: str | None, model: str | None, no_lm: bool):
+    from voiceagent.dialogue.agent import Agent
+    from voiceagent.dialogue.domain import load_domain
+
+    lm = None if no_lm else config_module.build_lm(config, backend=backend, model=model)
+    if lm is not None:
+        lm.load()
+    domain = load_domain(config_module.domain_path(config, domain))
+    return Agent(domain, lm, reply_tokens=config["dialogue"]["reply_tokens"])
+
+
+def cmd_chat(args, config) -> int:
+    from voiceagent.dialogue.script import parse_line, read_script
+    from voiceagent.dialogue.state import CallState
+
+    agent = build_agent(config, args.domain, args.runtime, args.model, args.no_lm)
+    state = CallState()
+    show = (lambda role, text: None) if args.json else (lambda role, text: print(f"{role}: {text}", flush=True))
+    show("agent", agent.greet(state))
+    if args.script:
+        turns = iter(read_script(args.script))
+    else:
+        turns = (parse_line(line) for line in _prompted_lines())
+    for turn in turns:
+        if args.script:
+            show("caller", turn.text if turn.dtmf is None else f"[keys {turn.dtmf}]")
+        show("agent", agent.reply(state, turn.text, turn.dtmf))
+        if state.ended:
+            break
+    if args.json:
+        print(state.to_json())
+    return 0
+
+
+def _prompted_lines():
+    while True:
+        try:
+            yield input("caller: ")
+        except EOFError:
+            return
+
+
 def cmd_models(args, config) -> int:
     from voiceagent.models import KNOWN_MODELS
 
@@ -119,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the ASR model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_batch)
+
+    p = commands.add_parser("chat", help="a text conversation with the agent, the agent greeting first")
+    p.add_argument("--domain", help="a domain TOML (default: configs/domains/shop.toml)")
+    p.add_argument("--model", help="the language model: smollm2-135m, or a model folder (GPT-2, any chat LM)")
+    p.add_argument("--runtime", choices=["ctranslate2", "transformers"], help="the language model's runtime")
+    p.add_argument("--no-lm", action="store_true", help="rules, tools and the knowledge base only")
+    p.add_argument("--script", help="caller lines from a file (DTMF:1234# for keys) instead of the keyboard")
+    p.add_argument("--json", action="store_true", help="print the final call state as JSON")
+    p.set_defaults(run=cmd_chat)
 
     p = commands.add_parser("models", help="the models voiceagent knows, and whether they are installed")
     p.add_argument("--json", action="store_true")

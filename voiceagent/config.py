@@ -75,3 +75,21 @@ def build_tts(config: dict, backend: str | None = None, voice: str | None = None
     if voice:
         options["voice"] = voice
     return create_tts(backend, **options)
+
+
+def build_lm(config: dict, backend: str | None = None, model: str | None = None):
+    """The dialogue core's language model the config names, or ``backend`` / ``model``."""
+    from voiceagent.components.lm import create_lm
+
+    options = {k: v for k, v in config["lm"].items() if k != "backend"}
+    if model:
+        options["model"] = model
+    return create_lm(backend or config["lm"]["backend"], **options)
+
+
+def domain_path(config: dict, domain: str | None = None) -> Path:
+    """The domain file: as given, else relative to the voiceagent checkout (where configs/ lives)."""
+    path = Path(domain or config["dialogue"]["domain"])
+    if path.exists() or path.is_absolute():
+        return path
+    return Path(__file__).resolve().parents[1] / path
