@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import words
 
-from voiceagent.audio import Audio, write_wav
+from voiceagent.audio import Audio, read_audio, write_wav
 from voiceagent.batch import Turn, find_calls, srt
 
 
@@ -51,7 +51,7 @@ def calls(tmp_path, fixtures):
 @pytest.mark.slow
 def test_batch_writes_transcripts_and_reports_bad_files(cli, calls, tmp_path):
     out = tmp_path / "out"
-    code, _, err = cli("batch", calls, tmp_path / "missing.wav", "--out", out, "--quiet")
+    code, _, err = cli("batch", calls, tmp_path / "missing.wav", "--out", out, "--quiet", "--no-reply")
     assert code == 1
     by_call = {r["call"]: r for r in results(out)}
     assert len(by_call) == 8
@@ -82,7 +82,7 @@ def test_batch_writes_transcripts_and_reports_bad_files(cli, calls, tmp_path):
 @pytest.mark.slow
 def test_batch_resumes_after_being_killed(calls, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "voiceagent", "batch", str(calls), "--out", str(out), "--quiet"]
+    command = [sys.executable, "-m", "voiceagent", "batch", str(calls), "--out", str(out), "--quiet", "--no-reply"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -101,3 +101,19 @@ def test_batch_resumes_after_being_killed(calls, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "0 calls done, 0 failed" in again.stderr
     assert len(results(out)) == 7
+
+
+@pytest.mark.slow
+def test_batch_replies_to_each_caller_turn(cli, fixtures, tmp_path, fast_asr):
+    """The agent answers a recorded call turn by turn, as it would have live; each reply is spoken to a WAV."""
+    out = tmp_path / "out"
+    code, _, _ = cli("batch", fixtures / "call_phone_8k_mulaw.wav", "--out", out, "--quiet", "--no-lm")
+    assert code == 0
+    (result,) = results(out)
+    assert result["replies"] == 3
+    replies = json.loads((out / "call_phone_8k_mulaw" / "transcript.json").read_text())["replies"]
+    assert "order number" in replies[0]["reply"]
+    assert "order four five six seven" in replies[1]["reply"]  # the number it heard, read back
+    assert replies[2]["actions"] == [{"type": "end_call"}]
+    heard = fast_asr.transcribe(read_audio(out / "call_phone_8k_mulaw" / replies[1]["audio"])).text
+    assert {"order", "postcode"} <= set(words(heard))

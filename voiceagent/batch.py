@@ -4,6 +4,8 @@ Output, under ``OUT``: ``<call>/transcript.json`` and ``<call>/transcript.srt`` 
 input file in ``results.jsonl``, appended and fsync'd as each call ends. A rerun skips every call that already has
 a line there, so a crash loses at most the call in flight, and a bad file is recorded once, not retried.
 A stereo recording is taken as caller on the left channel and agent on the right; mono is the caller alone.
+With an agent, each caller turn also gets the reply the agent would have given live, with the call's turn context
+so far: its text in ``transcript.json`` and its speech in ``<call>/reply_NN.wav``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from voiceagent.audio import RAW_G711_SUFFIXES, read_audio
+from voiceagent.audio import RAW_G711_SUFFIXES, Audio, read_audio, write_wav
 from voiceagent.errors import VoiceAgentError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", *RAW_G711_SUFFIXES}
@@ -61,6 +63,28 @@ def transcribe_call(path: Path, vad, asr) -> tuple[float, list[Turn]]:
     return audio.duration_s, sorted(turns, key=lambda t: t.start)
 
 
+def reply_to_call(turns: list[Turn], folder: Path, agent, tts) -> list[dict]:
+    """The agent's reply to each caller turn, in order, as one call; each spoken into ``reply_NN.wav``."""
+    import numpy as np
+
+    from voiceagent.dialogue.state import CallState
+
+    state = CallState()
+    agent.greet(state)
+    replies = []
+    for index, turn in enumerate(turns):
+        if turn.speaker != "caller" or state.ended:
+            continue
+        text = agent.reply(state, turn.text)
+        audio_name = f"reply_{len(replies) + 1:02d}.wav"
+        chunks = [chunk.samples for chunk in tts.synthesize(text)] or [np.zeros(0, np.float32)]
+        write_wav(folder / audio_name, Audio(np.concatenate(chunks), tts.sample_rate))
+        replies.append({"turn": index, "caller": turn.text, "reply": text, "audio": audio_name})
+    if state.actions:
+        replies[-1]["actions"] = state.actions
+    return replies
+
+
 def srt(turns: list[Turn]) -> str:
     """SubRip subtitles of the turns, the speaker before each line."""
 
@@ -100,31 +124,39 @@ class ResultsLog:
         self.finished.add(result["call"])
 
 
-def process_call(call: str, path: Path, out: Path, vad, asr) -> dict:
-    """Transcribe one call into ``out/<call>/``; the result line, with the error if it failed."""
+def process_call(call: str, path: Path, out: Path, vad, asr, agent=None, tts=None) -> dict:
+    """Transcribe one call (and reply to it, given an agent and a voice) into ``out/<call>/``; the result line,
+    with the error if it failed."""
+    folder = out / call
     try:
         duration, turns = transcribe_call(path, vad, asr)
+        folder.mkdir(parents=True, exist_ok=True)
+        replies = reply_to_call(turns, folder, agent, tts) if agent is not None else None
     except VoiceAgentError as exc:
         return {"call": call, "file": str(path), "status": "error", "error": str(exc)}
     except Exception as exc:  # one bad call must never take down the others
         return {"call": call, "file": str(path), "status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    folder = out / call
-    folder.mkdir(parents=True, exist_ok=True)
     transcript = {
         "call": call,
         "file": str(path),
         "duration_s": round(duration, 3),
         "turns": [asdict(t) for t in turns],
     }
+    if replies is not None:
+        transcript["replies"] = replies
     _write_atomically(folder / "transcript.json", json.dumps(transcript, indent=2, ensure_ascii=False))
     _write_atomically(folder / "transcript.srt", srt(turns))
-    return {"call": call, "file": str(path), "status": "ok", "duration_s": round(duration, 3), "turns": len(turns)}
+    result = {"call": call, "file": str(path), "status": "ok", "duration_s": round(duration, 3), "turns": len(turns)}
+    return result if replies is None else {**result, "replies": len(replies)}
 
 
-def run_batch(inputs: Iterable[str | Path], out: Path, vad, asr, progress: bool = True) -> list[dict]:
+def run_batch(
+    inputs: Iterable[str | Path], out: Path, vad, asr, agent=None, tts=None, progress: bool = True
+) -> list[dict]:
     """Process every call not yet in ``out/results.jsonl``; the results of this run, in order."""
-    vad.load()  # a model that will not load stops the batch here, before any call is marked done
-    asr.load()
+    for stage in (vad, asr, tts):  # a model that will not load stops the batch here, before any call is marked done
+        if stage is not None:
+            stage.load()
     out.mkdir(parents=True, exist_ok=True)
     log = ResultsLog(out / "results.jsonl")
     pending = [(call, path) for call, path in find_calls(inputs) if call not in log.finished]
@@ -132,7 +164,7 @@ def run_batch(inputs: Iterable[str | Path], out: Path, vad, asr, progress: bool 
 
     results = []
     for call, path in tqdm(pending, desc="calls", unit="call", disable=not progress, file=sys.stderr):
-        result = process_call(call, path, out, vad, asr)
+        result = process_call(call, path, out, vad, asr, agent, tts)
         log.append(result)
         results.append(result)
         if result["status"] == "error":

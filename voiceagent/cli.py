@@ -57,7 +57,11 @@ def cmd_batch(args, config) -> int:
 
     vad = config_module.build_vad(config)
     asr = config_module.build_asr(config, model=args.model)
-    results = run_batch(args.inputs, Path(args.out), vad, asr, progress=not args.quiet)
+    agent = tts = None
+    if not args.no_reply:
+        agent = build_agent(config, args.domain, None, None, args.no_lm)
+        tts = config_module.build_tts(config)
+    results = run_batch(args.inputs, Path(args.out), vad, asr, agent, tts, progress=not args.quiet)
     failed = sum(r["status"] == "error" for r in results)
     print(
         f"{len(results) - failed} calls done, {failed} failed; results in {Path(args.out) / 'results.jsonl'}",
@@ -160,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (results.jsonl and one folder per call)")
     p.add_argument("--model", help="the ASR model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-reply", action="store_true", help="transcribe only: no agent replies")
+    p.add_argument("--no-lm", action="store_true", help="replies from rules, tools and the knowledge base only")
+    p.add_argument("--domain", help="the domain the agent answers for (default: configs/domains/shop.toml)")
     p.set_defaults(run=cmd_batch)
 
     p = commands.add_parser("chat", help="a text conversation with the agent, the agent greeting first")
