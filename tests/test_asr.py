@@ -52,8 +52,8 @@ def test_unknown_model_and_missing_gpu_are_clear_errors():
         create_asr("faster-whisper", model="large-v9").load()
     from voiceagent.components import cuda_available
 
-    if not cuda_available():
-        with pytest.raises(ConfigError, match="no CUDA GPU"):
+    if not cuda_available("ctranslate2"):
+        with pytest.raises(ConfigError, match="sees no CUDA GPU"):
             create_asr("faster-whisper", device="cuda").load()
     with pytest.raises(ConfigError, match="unknown asr backend"):
         create_asr("whisper.cpp")

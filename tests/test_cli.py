@@ -12,7 +12,7 @@ def test_models_json_lists_every_stage(cli):
     code, out, _ = cli("models", "--json")
     rows = json.loads(out)
     assert code == 0
-    assert {r["stage"] for r in rows} == {"asr", "vad", "tts"}
+    assert {r["stage"] for r in rows} >= {"asr", "vad", "tts"}
     for row in rows:
         assert set(row) >= {"stage", "name", "source", "size_mb", "license", "installed"}
     tiny = next(r for r in rows if r["name"] == "tiny.en")
@@ -76,9 +76,9 @@ def test_clear_errors_for_bad_options(cli, tmp_path):
     code, _, err = cli("--config", bad_config, "models")
     assert code == 2 and "not valid TOML" in err
     config = tmp_path / "c.toml"
-    config.write_text('[vad]\nbackend = "webrtc"\nthreshold = 0.5\n')
-    code, _, err = cli("--config", config, "batch", tmp_path, "--out", tmp_path / "out")
-    assert code == 2 and "webrtc" in err and "threshold" in err
+    config.write_text('[vad]\nbackend = "webrtc"\ncolour = "blue"\n')
+    code, _, err = cli("--config", config, "batch", tmp_path, "--out", tmp_path / "out", "--no-reply")
+    assert code == 2 and "webrtc" in err and "colour" in err
 
 
 def test_missing_optional_dependency_names_the_extra(monkeypatch, cli, tmp_path):

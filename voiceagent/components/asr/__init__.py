@@ -2,8 +2,8 @@
 
 Both backends see 16 kHz mono float32; this module converts any input to that with a real resampler, and
 guards against Whisper's hallucinations on silence and noise: no speech found by the VAD means no words; Whisper
-decodes only the stretches the VAD heard speech in, one at a time (so a two-hour recording with a minute of talk
-costs a minute, in time and memory);
+skips silences of ten seconds and more (so a two-hour recording with a minute of talk costs about a minute, in
+time and memory);
 and a segment is dropped when Whisper itself judges it non-speech (no-speech probability over a threshold while
 its average log-probability is under another, Whisper's own rule) or when it lies outside every speech region.
 """
@@ -27,9 +27,14 @@ BACKENDS = {
 }
 
 
-# Generous on purpose: a word clipped off by the gate is lost, and Whisper needs context, while a little
-# silence costs almost nothing. Only long pauses split what Whisper decodes.
-GATE_RULES = SegmentRules(min_speech_s=0.1, min_silence_s=2.0, pad_s=0.3)
+# The gate is generous: speech the VAD half-hears (whispering scores 0.3-0.7 in Silero, white noise under 0.25)
+# still reaches Whisper, whose own no-speech rule then judges it.
+GATE_THRESHOLD = 0.3
+# Whisper decodes a recording whole, as bare faster-whisper does (cutting it changes what Whisper hears, and
+# its words), except across silences long enough to be worth skipping: a call on hold, a two-hour recording.
+GATE_RULES = SegmentRules(min_speech_s=0.0, min_silence_s=10.0, pad_s=1.0)
+#: Recordings up to this long are decoded whole whenever they hold any speech (one Whisper window).
+WHOLE_UP_TO_S = 30.0
 
 
 @dataclass
@@ -87,7 +92,7 @@ class ASR(ABC):
         if self.speech_gate and self._gate_vad is None:
             from voiceagent.components.vad import create_vad
 
-            self._gate_vad = create_vad(self.speech_gate, rules=GATE_RULES)
+            self._gate_vad = create_vad(self.speech_gate, rules=GATE_RULES, threshold=GATE_THRESHOLD)
             self._gate_vad.load()
 
     @abstractmethod
@@ -104,8 +109,9 @@ class ASR(ABC):
             speech = [(0.0, audio.duration_s)]
         if not speech:
             return Transcript("", language or "", audio.duration_s, [])
+        regions = [(0.0, audio.duration_s)] if audio.duration_s <= WHOLE_UP_TO_S else speech
         kept: list[Segment] = []
-        for start, end in speech:
+        for start, end in regions:
             segments, language = self.decode(audio.slice(start, end).samples.astype(np.float32, copy=False), language)
             for segment in segments:  # times from the start of the whole recording
                 segment.start, segment.end = round(segment.start + start, 3), round(segment.end + start, 3)

@@ -41,7 +41,7 @@ class OpenAIWhisperASR(ASR):
             import torch  # whisper brought it in; its thread count is process-wide
 
             torch.set_num_threads(self.threads)
-        self.device = resolve_device(self.device)
+        self.device = resolve_device(self.device, "torch")
         self._model = whisper.load_model(str(openai_whisper_checkpoint(self.model_name)), device=self.device)
 
     def decode(self, samples: np.ndarray, language: str | None) -> tuple[list[Segment], str]:

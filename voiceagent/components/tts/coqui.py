@@ -67,7 +67,7 @@ class CoquiTTS(TTS):
         model = setup_model(config)
         # The call Coqui's own Synthesizer makes for a TTS checkpoint.
         model.load_checkpoint(config, checkpoint_path=str(checkpoint), eval=True)
-        if resolve_device(self.device) == "cuda":
+        if resolve_device(self.device, "torch") == "cuda":
             model.cuda()
         self._do_trim_silence = bool(config.audio.get("do_trim_silence", False))
         self.sample_rate = int(config.audio.get("output_sample_rate") or config.audio["sample_rate"])

@@ -34,7 +34,7 @@ class PiperTTS(TTS):
         config = Path(f"{path}.json")
         if path.suffix != ".onnx" or not config.exists():
             raise ModelNotFound(f"{path}: a Piper voice is an .onnx file with its .onnx.json beside it")
-        use_cuda = resolve_device(self.device) == "cuda"
+        use_cuda = resolve_device(self.device, "onnxruntime") == "cuda"
         self._voice = piper.PiperVoice.load(str(path), config_path=str(config), use_cuda=use_cuda)
         self._config = piper.SynthesisConfig(speaker_id=self.speaker, length_scale=self.length_scale)
         self.sample_rate = self._voice.config.sample_rate

@@ -63,11 +63,11 @@ class VAD(ABC):
     sample_rate = 16000
     #: Samples in one decision frame.
     frame_samples: int = 480
-    #: A frame is speech when its probability exceeds this.
-    threshold: float = 0.5
 
-    def __init__(self, rules: SegmentRules | None = None):
+    def __init__(self, rules: SegmentRules | None = None, threshold: float = 0.5):
         self.rules = rules or SegmentRules()
+        #: A frame is speech when its probability exceeds this (webrtc and energy give only 0 or 1).
+        self.threshold = threshold
         self._pending = np.zeros(0, dtype=np.float32)
 
     @property

@@ -12,8 +12,8 @@ class EnergyVAD(VAD):
 
     frame_samples = 320
 
-    def __init__(self, threshold_dbfs: float = -40.0, rules: SegmentRules | None = None):
-        super().__init__(rules)
+    def __init__(self, threshold_dbfs: float = -40.0, rules: SegmentRules | None = None, threshold: float = 0.5):
+        super().__init__(rules, threshold)
         self.threshold_dbfs = threshold_dbfs
 
     def frame_probabilities(self, frames: np.ndarray) -> np.ndarray:

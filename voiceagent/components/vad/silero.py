@@ -22,8 +22,7 @@ class SileroVAD(VAD):
     frame_samples = 512
 
     def __init__(self, threshold: float = 0.5, model: str = "silero", rules: SegmentRules | None = None):
-        super().__init__(rules)
-        self.threshold = threshold
+        super().__init__(rules, threshold)
         self.model = model
         self._session = None
 

@@ -13,8 +13,8 @@ class WebRtcVAD(VAD):
 
     frame_samples = 480
 
-    def __init__(self, aggressiveness: int = 2, rules: SegmentRules | None = None):
-        super().__init__(rules)
+    def __init__(self, aggressiveness: int = 2, rules: SegmentRules | None = None, threshold: float = 0.5):
+        super().__init__(rules, threshold)
         if aggressiveness not in (0, 1, 2, 3):
             raise ConfigError(f"webrtc VAD aggressiveness must be 0-3, not {aggressiveness!r}")
         self.aggressiveness = aggressiveness

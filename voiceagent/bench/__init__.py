@@ -1,0 +1,1 @@
+"""Benchmarks: speech recognition accuracy, speed and memory on a manifest of real recordings."""
