@@ -75,3 +75,10 @@ def test_bad_options_are_config_errors():
         create_vad("nope")
     with pytest.raises(ConfigError, match="unexpected keyword"):
         create_vad("energy", colour="blue")
+
+
+@pytest.mark.parametrize("backend", ["silero", "webrtc", "energy"])
+def test_any_speech(fixtures, silence, backend):
+    vad = create_vad(backend)
+    assert vad.any_speech(read_audio(fixtures / "five_five.wav"))
+    assert not vad.any_speech(silence)

@@ -103,19 +103,21 @@ class ASR(ABC):
         """Recognise speech in audio of any rate and channel count."""
         self.load()
         audio = audio.mono().resample(SAMPLE_RATE)
-        if self._gate_vad is not None:
-            speech = self._gate_vad.speech_segments(audio)
+        whole = [(0.0, audio.duration_s)]
+        if self._gate_vad is None:
+            regions = whole
+        elif audio.duration_s <= WHOLE_UP_TO_S:
+            regions = whole if self._gate_vad.any_speech(audio) else []
         else:
-            speech = [(0.0, audio.duration_s)]
-        if not speech:
+            regions = self._gate_vad.speech_segments(audio)
+        if not regions:
             return Transcript("", language or "", audio.duration_s, [])
-        regions = [(0.0, audio.duration_s)] if audio.duration_s <= WHOLE_UP_TO_S else speech
         kept: list[Segment] = []
         for start, end in regions:
             segments, language = self.decode(audio.slice(start, end).samples.astype(np.float32, copy=False), language)
             for segment in segments:  # times from the start of the whole recording
                 segment.start, segment.end = round(segment.start + start, 3), round(segment.end + start, 3)
-            kept += [s for s in segments if self.guard.keep(s, speech)]
+            kept += [s for s in segments if self.guard.keep(s, regions)]
         text = " ".join(s.text.strip() for s in kept)
         return Transcript(text, language, audio.duration_s, kept)
 

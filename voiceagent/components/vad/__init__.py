@@ -103,6 +103,17 @@ class VAD(ABC):
         self.reset()
         return decisions
 
+    def any_speech(self, audio: Audio, block_s: float = 0.5) -> bool:
+        """Whether a recording holds any speech frame: stops at the first, so speech costs almost nothing."""
+        self.reset()
+        samples = audio.mono().resample(self.sample_rate).samples
+        block = int(block_s * self.sample_rate)
+        found = any(
+            (self.probabilities(samples[i : i + block]) > self.threshold).any() for i in range(0, len(samples), block)
+        )
+        self.reset()
+        return found
+
     def speech_segments(self, audio: Audio) -> list[tuple[float, float]]:
         """(start, end) seconds of each stretch of speech in a whole recording."""
         return decisions_to_segments(self.frame_decisions(audio), self.frame_s, self.rules)
