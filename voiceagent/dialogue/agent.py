@@ -143,20 +143,31 @@ class Agent:
             return self._transfer(state, "frustration", "") if answer else "All right. " + MENU
         if state.pending == "confirm_cancel" and intent is None:
             return self._confirm_cancel(state, answer)
+        number = digits_from_dtmf(caller.dtmf) if caller.dtmf else parse_digits(text)
+        number = number if number and 3 <= len(number) <= 8 else None
         if intent in ("cancel", "status"):
+            new_request = state.goal is None
             state.goal = intent
+            if new_request and number is None and "order_number" in state.slots:
+                state.pending = "confirm_number"
+                return f"Is that for order {speak_digits(state.slots['order_number'])}?"
         if state.goal is None:
             return None
+        if state.pending == "confirm_number" and number is None:
+            if answer is None:
+                return None
+            state.pending = None
+            if not answer:
+                state.slots.pop("order_number")
+                state.slots.pop("verified", None)
         if state.pending == "verification" and intent is None and caller.dtmf is None:
             return self._verify(state, text)
-        if intent is not None or state.pending == "order_number":
-            number = digits_from_dtmf(caller.dtmf) if caller.dtmf else parse_digits(text)
-            if number and 3 <= len(number) <= 8:
-                if number != state.slots.get("order_number"):
-                    state.slots.pop("verified", None)  # verification is for one order
-                state.slots["order_number"] = number
-            elif state.pending == "order_number" and intent is None:
-                return None
+        if number and (intent is not None or state.pending in ("order_number", "confirm_number")):
+            if number != state.slots.get("order_number"):
+                state.slots.pop("verified", None)  # verification is for one order
+            state.slots["order_number"] = number
+        elif state.pending == "order_number" and intent is None:
+            return None
         return self._advance(state)
 
     def _advance(self, state: CallState) -> str:
