@@ -29,6 +29,7 @@ def test_guard_drops_what_whisper_itself_doubts():
     assert not guard.keep(Segment(0, 2, "Thank you.", -1.5, 0.9), speech)
     assert guard.keep(Segment(0, 2, "Yes.", -1.5, 0.2), speech)  # unsure, but speech: kept
     assert not guard.keep(Segment(0, 2, "  ", -0.1, 0.0), speech)
+    assert not guard.keep(Segment(0, 2, " . ...", -0.1, 0.0), speech)
     assert not guard.keep(Segment(6, 8, "Thank you.", -0.2, 0.1), speech)  # where the VAD heard nothing
 
 
