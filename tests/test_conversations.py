@@ -73,3 +73,30 @@ def test_hundreds_of_turns_stay_bounded(domain):
     state = run_call(agent, ["What time do you open?", "How much does delivery cost?"] * 150)
     assert len(state.turns) == 601 and not state.ended
     assert state.unproductive_turns == 0
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    """The bundled chat model on the fast runtime, as `voiceagent chat` runs it."""
+    from voiceagent.components.lm import create_lm
+
+    lm = create_lm("ctranslate2", model="smollm2-135m", device="cpu")
+    lm.load()
+    return lm
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CONVERSATIONS, ids=lambda p: p.stem)
+def test_conversation_with_the_language_model(path, domain, smollm2):
+    """The same expectations hold with the real model answering small talk: facts never come from it."""
+    script = yaml.safe_load(path.read_text())
+    check(run_call(Agent(domain, smollm2), script["caller"]), script["expect"])
+
+
+@pytest.mark.slow
+def test_small_talk_is_spoken_and_guarded(domain, smollm2):
+    state = run_call(Agent(domain, smollm2), ["Hello! How are you doing today?"])
+    reply = state.turns[-1]
+    assert reply.text and "I'm not sure I can help" not in reply.text
+    assert Agent(domain).licence(state).unlicensed(reply.text) == set()
+    assert reply.timings["first_clause_ms"] <= reply.timings["total_ms"]

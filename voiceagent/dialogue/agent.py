@@ -35,6 +35,9 @@ INTENTS = (
     ("goodbye", r"\b(bye|goodbye|that'?s all|that is all|nothing else|hang up|that'?s everything)\b"),
     ("cancel", r"\bcancel"),
     ("status", r"\b(where'?s|where is|status|track|tracking|orders?|parcel|package)\b"),
+    # Chatter that shares a word with an FAQ entry ("how is your *day* going") is for the language model.
+    ("small_talk", r"\bhow (are|is|was) (you|your|things)|\bhow'?s (it|your|things)|\btell me (something|a joke|about)|"
+                   r"\b(nice|lovely) (day|weather)|\bwhat'?s your name"),
 )  # fmt: skip
 FILLERS = frozenset("uh um er erm hmm mm ah oh eh hm like so well okay ok".split())
 # Caller turns in a row that move nothing forward before the agent hands over to a person.
@@ -111,7 +114,7 @@ class Agent:
         frustrated = is_frustrated(caller.sentiment or 0.0)
         state.frustrated_turns += frustrated
         reply = self._flow(state, caller)
-        if reply is None and (faq := self.domain.knowledge.search(caller.text, limit=1)):
+        if reply is None and caller.intent is None and (faq := self.domain.knowledge.search(caller.text, limit=1)):
             reply = faq[0][0].answer
         state.unproductive_turns = 0 if reply is not None else state.unproductive_turns + 1
         if state.unproductive_turns >= MAX_UNPRODUCTIVE_TURNS:
