@@ -137,6 +137,14 @@ def cmd_bench_asr(args, config) -> int:
     return 0
 
 
+def cmd_bench_dialogue(args, config) -> int:
+    from voiceagent.bench.dialogue import format_table, run_dialogue_bench
+
+    results = run_dialogue_bench(models=args.models, runtimes=args.runtimes, turns=args.turns)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voiceagent", description="A self-hosted voice call-center agent.")
     parser.add_argument("--config", help="a TOML file laid over the defaults (see configs/)")
@@ -191,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N clips")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench_asr)
+    p = bench.add_parser("dialogue", help="tokens/s and time to first clause of each language model and runtime")
+    p.add_argument("--models", nargs="+", default=["tiny-gpt2", "smollm2-135m"])
+    p.add_argument("--runtimes", nargs="+", default=["transformers", "ctranslate2"])
+    p.add_argument("--turns", type=int, default=5, help="caller turns of the scripted call, each timed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench_dialogue)
     return parser
 
 

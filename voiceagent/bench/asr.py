@@ -33,7 +33,6 @@ import multiprocessing
 import os
 import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -45,16 +44,12 @@ from pathlib import Path
 import numpy as np
 
 from voiceagent.audio import Audio, read_audio
+from voiceagent.bench import print_to_stderr
 from voiceagent.errors import AudioError, ConfigError, require
 from voiceagent.g711 import MULAW
 
 BARE = "bare-faster-whisper"
 SAMPLE_RATE = 16000
-
-
-def print_to_stderr(message: str) -> None:
-    """Default progress sink: one line on stderr."""
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

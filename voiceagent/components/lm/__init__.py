@@ -32,7 +32,7 @@ class LanguageModel(ABC):
 
     ``model`` is a known name (``smollm2-135m``), a local transformers folder (or a GGUF file, or a folder holding
     one), or a hub id where a hub is reachable. ``temperature=0`` is greedy decoding: the same prompt always gets
-    the same reply. Above 0 tokens are sampled (nucleus ``top_p``), reproducibly from ``seed``.
+    the same reply. Above 0 tokens are sampled (nucleus ``top_p``), reproducibly from ``seed`` (see each runtime).
     """
 
     def __init__(

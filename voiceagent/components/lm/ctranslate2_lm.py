@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,17 @@ from voiceagent.components import resolve_device
 from voiceagent.components.lm import LanguageModel, build_once
 from voiceagent.components.lm.transformers_lm import eos_ids, hf_model, load_tokenizer
 from voiceagent.errors import ModelNotFound, require
+
+# A Generator that has run Python callbacks and is still alive when the interpreter shuts down can abort it
+# ("terminate called without an active exception", about one exit in three here with 2 threads); one released
+# before shutdown never does. So every loaded model lets go of its Generator at exit.
+_LOADED: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _release_generators() -> None:
+    for lm in list(_LOADED):
+        lm._generator = None
 
 
 def _cache_name(reference: str, source: Path | str) -> str:
@@ -25,13 +38,13 @@ def _cache_name(reference: str, source: Path | str) -> str:
 
 class CTranslate2LM(LanguageModel):
     """The fast runtime. ``compute_type`` defaults to int8 on CPU and float16 on CUDA; the weights are converted at
-    that precision, once, into ``<cache>/lm/<name>-ct2-<compute_type>/``. ``threads`` is CTranslate2's own."""
+    that precision, once, into ``<cache>/lm/<name>-ct2-<compute_type>/``. ``threads`` is CTranslate2's own.
+    Sampling is seeded once, at load: the same calls in the same order give the same replies."""
 
     def __init__(self, *args, compute_type: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.compute_type = compute_type
         self._generator = None
-        self._ctranslate2 = None
 
     def load(self) -> None:
         if self._generator is not None:
@@ -44,25 +57,30 @@ class CTranslate2LM(LanguageModel):
         try:
             tokenizer = load_tokenizer(source)
             config = transformers.AutoConfig.from_pretrained(str(source))
-            generation_config = transformers.GenerationConfig.from_pretrained(str(source))
         except (OSError, ValueError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelNotFound(f"cannot load language model {self.model!r}: {first_line}") from None
+        try:
+            generation_config = transformers.GenerationConfig.from_pretrained(str(source))
+        except OSError:
+            generation_config = None  # older models have none: the model config names the EOS
 
         def convert(out):
             converter = ctranslate2.converters.TransformersConverter(str(source))
             converter.convert(str(out), quantization=compute_type, force=True)
 
+        # CTranslate2 has no per-call seed: each decoding thread seeds its sampler from this once, at first use.
+        ctranslate2.set_random_seed(self.seed)
         folder = build_once(
             models.cache_dir() / "lm" / f"{_cache_name(self.model, source)}-ct2-{compute_type}", convert
         )
         self._generator = ctranslate2.Generator(
             str(folder), device=device, compute_type=compute_type, intra_threads=self.threads
         )
-        self._ctranslate2 = ctranslate2
         self._tokenizer = tokenizer
         self._context_window = config.max_position_embeddings
         self._eos_ids = eos_ids(config, generation_config, tokenizer)
+        _LOADED.add(self)
 
     def tokens(self, prompt_ids: list[int], max_new_tokens: int) -> Iterator[int]:
         # CTranslate2 decodes in its own thread and reports each token to a callback. The callback waits for the
@@ -107,5 +125,4 @@ class CTranslate2LM(LanguageModel):
     def _sampling(self) -> dict:
         if self.temperature <= 0:
             return {"sampling_topk": 1}
-        self._ctranslate2.set_random_seed(self.seed)
         return {"sampling_topk": 0, "sampling_topp": self.top_p, "sampling_temperature": self.temperature}

@@ -73,7 +73,8 @@ def eos_ids(config, generation_config, tokenizer) -> frozenset[int]:
 
 
 class TransformersLM(LanguageModel):
-    """The reference runtime: fp32 on CPU or CUDA, on ``threads`` torch threads (a process-wide setting)."""
+    """The reference runtime: fp32 on CPU or CUDA, on ``threads`` torch threads (a process-wide setting).
+    Sampling starts from ``seed`` on every call: the same prompt gets the same reply."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
