@@ -88,3 +88,9 @@ def test_barge_in_cancels_the_reply_mid_way(domain):
     cancel.set()
     assert list(clauses) == []
     assert state.turns[-1].text == first and lm.produced < len(lm.pieces)
+
+
+def test_small_talk_is_short_and_has_no_markdown(domain):
+    lm = ScriptedLM("**Hello** there, _friend_! Nice to chat. I hope you are well. What a day. Lovely, truly, lovely.")
+    reply = Agent(domain, lm).reply(CallState(), "Hi, how are you doing?")
+    assert reply == "Hello there, friend! Nice to chat. I hope you are well. What a day."

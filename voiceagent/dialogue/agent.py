@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 from voiceagent.dialogue.domain import Domain
 from voiceagent.dialogue.guard import FactLicence
@@ -45,6 +46,9 @@ MAX_UNPRODUCTIVE_TURNS = 5
 # Frustrated caller turns before the agent offers a person.
 FRUSTRATION_BEFORE_OFFER = 2
 MAX_FAILED_VERIFICATIONS = 2
+# Small talk is a sentence or two on the phone; markdown means nothing when spoken.
+MAX_SMALL_TALK_CLAUSES = 4
+MARKDOWN = re.compile(r"[*_#`~|>\[\]]")
 MENU = "I can check or cancel an order, or answer questions about delivery, returns and payment."
 SMALL_TALK_RULES = (
     "Reply in one or two short, friendly sentences, as spoken on the phone. Never state order details, "
@@ -55,6 +59,26 @@ SMALL_TALK_RULES = (
 def intent_of(text: str) -> str | None:
     lowered = text.lower().replace("\u2019", "'")
     return next((name for name, pattern in INTENTS if re.search(pattern, lowered)), None)
+
+
+def _guarded_clauses(pieces: Iterator[str], licence: FactLicence) -> Iterator[str]:
+    """The language model's text as speakable clauses, up to the first that fails the fact guard (or has no word
+    in it, or would make the reply too long for speech): nothing after it is said, and generation stops."""
+    from voiceagent.components.lm.context import ClauseSplitter
+
+    splitter = ClauseSplitter()
+
+    def clauses() -> Iterator[str]:
+        for piece in pieces:
+            yield from splitter.feed(piece)
+        if rest := splitter.flush():
+            yield rest
+
+    for count, clause in enumerate(clauses()):
+        clause = MARKDOWN.sub("", clause).strip()
+        if count >= MAX_SMALL_TALK_CLAUSES or licence.unlicensed(clause) or not meaningful_words(clause):
+            return
+        yield clause
 
 
 def meaningful_words(text: str) -> list[str]:
@@ -286,7 +310,7 @@ class Agent:
         if self.lm is None:
             yield from self._split(fallback)
             return
-        from voiceagent.components.lm.context import ClauseSplitter, pack_prompt, stop_strings
+        from voiceagent.components.lm.context import pack_prompt, stop_strings
 
         licence = self.licence(state)
         prompt = pack_prompt(
@@ -298,24 +322,12 @@ class Agent:
             window=self.lm.context_window,
             reply_budget=self.reply_tokens,
         )
-        splitter = ClauseSplitter()
-        spoken = 0
-        pieces = self.lm.stream(prompt, self.reply_tokens, stop_strings(self.lm.prompt_style), cancel)
-        for piece in pieces:
-            for clause in splitter.feed(piece):
-                if licence.unlicensed(clause) or not meaningful_words(clause):
-                    break
-                spoken += 1
+        spoken = False
+        with closing(self.lm.stream(prompt, self.reply_tokens, stop_strings(self.lm.prompt_style), cancel)) as pieces:
+            for clause in _guarded_clauses(pieces, licence):
+                spoken = True
                 yield clause
-            else:
-                continue
-            break  # a clause failed the guard: stop generating, say no more of it
-        else:
-            rest = splitter.flush()
-            if rest and not licence.unlicensed(rest) and meaningful_words(rest):
-                spoken += 1
-                yield rest
-        if spoken == 0:
+        if not spoken:
             yield from self._split(fallback)
 
     def _known_facts(self, state: CallState) -> str:

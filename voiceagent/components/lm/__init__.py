@@ -8,8 +8,8 @@ turn (the caller barged in) or a reader that stops reading costs no further mode
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -196,7 +196,9 @@ def build_once(target: Path, build: Callable[[Path], None]) -> Path:
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    # Not tempfile.mkdtemp: its folder is private (0700), and the finished model should read like any other.
+    scratch = target.parent / f".{target.name}-{uuid.uuid4().hex[:12]}"
+    scratch.mkdir()
     try:
         build(scratch)
         try:
