@@ -20,14 +20,15 @@ class ConfigError(VoiceAgentError):
 class MissingDependency(VoiceAgentError):
     """An optional library is not installed; the message names the extra that brings it."""
 
-    def __init__(self, module: str, extra: str):
-        super().__init__(f"{module} is not installed: pip install 'voiceagent[{extra}]'")
+    def __init__(self, module: str, extra: str | None):
+        fix = f"pip install 'voiceagent[{extra}]'" if extra else "it is part of voiceagent: pip install voiceagent"
+        super().__init__(f"{module} is not installed: {fix}")
         self.module = module
         self.extra = extra
 
 
-def require(module: str, extra: str):
-    """Import an optional heavy library where a backend loads, or say which extra brings it."""
+def require(module: str, extra: str | None = None):
+    """Import a heavy library where a backend loads, or say which extra brings it (None: the base install)."""
     import importlib
 
     try:

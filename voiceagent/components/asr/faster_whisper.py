@@ -35,7 +35,7 @@ class FasterWhisperASR(ASR):
             return
         from voiceagent import models
 
-        faster_whisper = require("faster_whisper", "asr")
+        faster_whisper = require("faster_whisper")
         device = resolve_device(self.device, "ctranslate2")
         compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
         path = models.resolve("asr", self.model)

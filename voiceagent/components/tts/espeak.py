@@ -10,7 +10,7 @@ import numpy as np
 
 from voiceagent.audio import Audio
 from voiceagent.components.tts import TTS
-from voiceagent.errors import ConfigError, MissingDependency, VoiceAgentError
+from voiceagent.errors import ConfigError, VoiceAgentError
 
 
 class EspeakTTS(TTS):
@@ -28,7 +28,7 @@ class EspeakTTS(TTS):
             return
         self._binary = shutil.which("espeak-ng")
         if self._binary is None:
-            raise MissingDependency("espeak-ng", "tts") from None
+            raise VoiceAgentError("espeak-ng is not installed: apt-get install espeak-ng (scripts/system-deps.sh)")
         # espeak-ng falls back to its default voice without a word, so an unknown voice is caught here.
         if self.voice.split("+")[0] not in _voice_names(self._binary):
             raise ConfigError(f"espeak-ng has no voice {self.voice!r} (see: espeak-ng --voices)")

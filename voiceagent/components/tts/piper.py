@@ -29,7 +29,7 @@ class PiperTTS(TTS):
             return
         from voiceagent import models
 
-        piper = require("piper", "tts")
+        piper = require("piper")
         path = Path(models.resolve("tts", self.voice))
         config = Path(f"{path}.json")
         if path.suffix != ".onnx" or not config.exists():

@@ -31,7 +31,7 @@ class SileroVAD(VAD):
             return
         from voiceagent import models
 
-        onnxruntime = require("onnxruntime", "vad")
+        onnxruntime = require("onnxruntime")
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = 1

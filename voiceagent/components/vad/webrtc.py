@@ -22,7 +22,7 @@ class WebRtcVAD(VAD):
 
     def load(self) -> None:
         if self._vad is None:
-            self._vad = require("webrtcvad", "vad").Vad(self.aggressiveness)
+            self._vad = require("webrtcvad").Vad(self.aggressiveness)
 
     def reset(self) -> None:
         super().reset()
