@@ -140,7 +140,7 @@ def cmd_bench_asr(args, config) -> int:
 def cmd_bench_dialogue(args, config) -> int:
     from voiceagent.bench.dialogue import format_table, run_dialogue_bench
 
-    results = run_dialogue_bench(models=args.models, runtimes=args.runtimes, turns=args.turns)
+    results = run_dialogue_bench(models=args.models, runtimes=args.runtimes, turns=args.turns, threads=args.threads)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
 
@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["tiny-gpt2", "smollm2-135m"])
     p.add_argument("--runtimes", nargs="+", default=["transformers", "ctranslate2"])
     p.add_argument("--turns", type=int, default=5, help="caller turns of the scripted call, each timed")
+    p.add_argument("--threads", type=int, default=1, help="threads for each runtime (the [lm] default is 1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench_dialogue)
     return parser
