@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 
+from voiceagent.components.tts import split_sentences
 from voiceagent.dialogue.domain import Domain
 from voiceagent.dialogue.guard import FactLicence
 from voiceagent.dialogue.sentiment import caller_sentiment, is_frustrated
@@ -115,7 +116,7 @@ class Agent:
         caller = TurnRecord("caller", text, sentiment=round(score, 3), dtmf=dtmf, intent=intent_of(text))
         state.turns.append(caller)
         decided = self._decide(state, caller)
-        clauses = self._split(decided) if decided is not None else self._small_talk(state, cancel)
+        clauses = split_sentences(decided) if decided is not None else self._small_talk(state, cancel)
         said: list[str] = []
         timings: dict[str, float] = {}
         agent = TurnRecord("agent", "", timings=timings)
@@ -287,12 +288,6 @@ class Agent:
 
     # Speaking ------------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _split(text: str) -> list[str]:
-        from voiceagent.components.tts import split_sentences
-
-        return split_sentences(text)
-
     def licence(self, state: CallState) -> FactLicence:
         """What may be stated on this call: the domain's texts, the knowledge base, and every turn so far (the
         agent's own turns were written from tools or passed this same guard)."""
@@ -308,7 +303,7 @@ class Agent:
         a clause states an unlicensed fact, a safe sentence instead."""
         fallback = "I'm not sure I can help with that. " + MENU
         if self.lm is None:
-            yield from self._split(fallback)
+            yield from split_sentences(fallback)
             return
         from voiceagent.components.lm.context import pack_prompt, stop_strings
 
@@ -328,7 +323,7 @@ class Agent:
                 spoken = True
                 yield clause
         if not spoken:
-            yield from self._split(fallback)
+            yield from split_sentences(fallback)
 
     def _known_facts(self, state: CallState) -> str:
         """A short summary of what is known, always kept in the prompt however long the call."""
