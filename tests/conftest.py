@@ -6,6 +6,10 @@ import pytest
 from voiceagent.audio import Audio
 
 FIXTURES = Path(__file__).resolve().parents[1] / "audio_fixtures"
+#: A config that makes Piper's output the same every run, for tests that listen to what was said.
+DETERMINISTIC = Path(__file__).resolve().parent / "deterministic.toml"
+#: The same for voices made directly.
+STEADY_PIPER = {"noise_scale": 0.0, "noise_w_scale": 0.0}
 
 
 def words(text: str) -> list[str]:

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import words
+from conftest import DETERMINISTIC, words
 
 from voiceagent.audio import Audio, read_audio, write_wav
 from voiceagent.batch import Turn, find_calls, srt
@@ -107,7 +107,9 @@ def test_batch_resumes_after_being_killed(calls, tmp_path):
 def test_batch_replies_to_each_caller_turn(cli, fixtures, tmp_path, fast_asr):
     """The agent answers a recorded call turn by turn, as it would have live; each reply is spoken to a WAV."""
     out = tmp_path / "out"
-    code, _, _ = cli("batch", fixtures / "call_phone_8k_mulaw.wav", "--out", out, "--quiet", "--no-lm")
+    code, _, _ = cli(
+        "--config", DETERMINISTIC, "batch", fixtures / "call_phone_8k_mulaw.wav", "--out", out, "--quiet", "--no-lm"
+    )
     assert code == 0
     (result,) = results(out)
     assert result["replies"] == 3

@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import words
+from conftest import DETERMINISTIC, STEADY_PIPER, words
 
 from voiceagent.audio import Audio, read_audio, write_wav
 
@@ -50,7 +50,9 @@ def test_transcribe_json_contract(cli, fixtures):
 @pytest.mark.slow
 def test_say_then_transcribe_at_phone_rate(cli, tmp_path):
     out_wav = tmp_path / "hello.wav"
-    code, _, err = cli("say", "Thank you for calling. How can I help you?", "-o", out_wav, "--rate", "8000")
+    code, _, err = cli(
+        "--config", DETERMINISTIC, "say", "Thank you for calling. How can I help you?", "-o", out_wav, "--rate", "8000"
+    )
     assert code == 0 and "8000 Hz" in err
     assert read_audio(out_wav).sample_rate == 8000
     code, out, _ = cli("transcribe", out_wav)
@@ -97,7 +99,7 @@ def test_two_hour_recording(cli, tmp_path):
 
     rate = 8000
     question = np.concatenate(
-        [a.samples for a in create_tts("piper").synthesize("Where is my order?", sample_rate=rate)]
+        [a.samples for a in create_tts("piper", **STEADY_PIPER).synthesize("Where is my order?", sample_rate=rate)]
     )
     samples = np.zeros(2 * 3600 * rate, dtype=np.float32)
     at = (2 * 3600 - 30) * rate

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import words
+from conftest import STEADY_PIPER, words
 
 from voiceagent.components.tts import create_tts, split_sentences
 from voiceagent.errors import ConfigError, ModelNotFound
@@ -57,6 +57,15 @@ def test_what_is_said_can_be_heard(backend, fast_asr):
 
     from voiceagent.audio import Audio
 
-    chunks = list(create_tts(backend).synthesize("Your order has shipped. Thank you for calling.", sample_rate=8000))
+    steady = STEADY_PIPER if backend == "piper" else {}
+    chunks = list(
+        create_tts(backend, **steady).synthesize("Your order has shipped. Thank you for calling.", sample_rate=8000)
+    )
     heard = fast_asr.transcribe(Audio(np.concatenate([c.samples for c in chunks]), 8000)).text
     assert {"your", "order", "thank", "you", "for", "calling"} <= set(words(heard))
+
+
+def test_steady_piper_gives_the_same_samples_every_time():
+    tts = create_tts("piper", **STEADY_PIPER)
+    first, second = (next(tts.synthesize("Your order has shipped.")).samples for _ in range(2))
+    assert np.array_equal(first, second)
