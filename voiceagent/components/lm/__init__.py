@@ -7,12 +7,9 @@ turn (the caller barged in) or a reader that stops reading costs no further mode
 
 from __future__ import annotations
 
-import shutil
 import threading
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 from voiceagent.components import create_backend
 from voiceagent.errors import VoiceAgentError
@@ -187,28 +184,6 @@ class _StopStrings:
         text, _ = self.push(piece)
         text, self._held = text + self._held, ""
         return text
-
-
-def build_once(target: Path, build: Callable[[Path], None]) -> Path:
-    """A derived model folder (dequantised, converted, generated), made on first use: ``build`` writes into a
-    temporary folder beside ``target`` that is then renamed, so a crash never leaves a half-written model where
-    a finished one is expected, and two processes starting at once both end up with a complete one."""
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkdtemp: its folder is private (0700), and the finished model should read like any other.
-    scratch = target.parent / f".{target.name}-{uuid.uuid4().hex[:12]}"
-    scratch.mkdir()
-    try:
-        build(scratch)
-        try:
-            scratch.rename(target)
-        except OSError:
-            if not target.is_dir():
-                raise  # not another process finishing first: a real failure
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
 
 
 def create_lm(backend: str = "ctranslate2", **options) -> LanguageModel:

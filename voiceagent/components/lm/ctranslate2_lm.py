@@ -12,9 +12,10 @@ from pathlib import Path
 
 from voiceagent import models
 from voiceagent.components import resolve_device
-from voiceagent.components.lm import LanguageModel, build_once
+from voiceagent.components.lm import LanguageModel
 from voiceagent.components.lm.transformers_lm import eos_ids, hf_model, load_tokenizer
 from voiceagent.errors import ModelNotFound, require
+from voiceagent.models import build_once
 
 # A Generator that has run Python callbacks and is still alive when the interpreter shuts down can abort it
 # ("terminate called without an active exception", about one exit in three here with 2 threads); one released

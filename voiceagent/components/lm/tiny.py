@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from voiceagent import models
-from voiceagent.components.lm import build_once
 from voiceagent.errors import require
+from voiceagent.models import build_once
 
 
 def build_tiny_gpt2(folder: Path) -> Path:

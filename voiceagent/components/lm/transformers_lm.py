@@ -11,8 +11,9 @@ from pathlib import Path
 
 from voiceagent import models
 from voiceagent.components import resolve_device
-from voiceagent.components.lm import LanguageModel, build_once
+from voiceagent.components.lm import LanguageModel
 from voiceagent.errors import ModelNotFound, require
+from voiceagent.models import build_once
 
 
 def hf_model(reference: str) -> Path | str:
