@@ -289,14 +289,9 @@ class Agent:
     # Speaking ------------------------------------------------------------------------------------------------
 
     def licence(self, state: CallState) -> FactLicence:
-        """What may be stated on this call: the domain's texts, the knowledge base, and every turn so far (the
-        agent's own turns were written from tools or passed this same guard)."""
-        faq = " ".join(f"{e.question} {e.answer}" for e, _ in self._faq_for(state))
-        return FactLicence(self.domain.greeting, self.domain.opening_hours, faq, *(t.text for t in state.turns))
-
-    def _faq_for(self, state: CallState):
-        last_caller = next((t.text for t in reversed(state.turns) if t.role == "caller"), "")
-        return self.domain.knowledge.search(last_caller, limit=2)
+        """What may be stated on this call: the domain's texts and every turn so far (the agent's own turns were
+        written from tools and the knowledge base, or passed this same guard)."""
+        return FactLicence(self.domain.greeting, self.domain.opening_hours, *(t.text for t in state.turns))
 
     def _small_talk(self, state: CallState, cancel: threading.Event | None) -> Iterator[str]:
         """The language model's reply, clause by clause, each checked by the fact guard; without a model, or when
