@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import words
 
-from voiceagent.audio import Audio, read_audio
+from voiceagent.audio import Audio, phone_line, read_audio
 from voiceagent.components.asr import ASR, HallucinationGuard, Segment, create_asr
 from voiceagent.errors import ConfigError, ModelNotFound
 
@@ -91,11 +91,7 @@ def test_any_rate(fast_asr, fixtures, name, expected):
 @pytest.mark.slow
 def test_phone_quality_jfk_still_right(fast_asr, fixtures):
     """JFK through a phone line: 8 kHz, mu-law; a real resampler keeps it intelligible."""
-    from voiceagent.g711 import MULAW
-
-    phone = read_audio(fixtures / "jfk.wav").resample(8000)
-    line = Audio.from_pcm16(MULAW.decode(MULAW.encode(phone.pcm16())), 8000)
-    heard = words(fast_asr.transcribe(line).text)
+    heard = words(fast_asr.transcribe(phone_line(read_audio(fixtures / "jfk.wav"))).text)
     assert sum(a == b for a, b in zip(heard, JFK.split())) >= len(JFK.split()) - 3
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voiceagent.audio import Audio
-from voiceagent.bench.asr import BARE, corpus_wer, format_table, run_asr_bench, telephone_channel, word_errors
+from voiceagent.audio import Audio, phone_line
+from voiceagent.bench.asr import BARE, corpus_wer, format_table, run_asr_bench, word_errors
 
 # The dev set's misc_jfk.wav and psx_004.wav, as copied into audio_fixtures/.
 CLIPS = {
@@ -28,10 +28,10 @@ def test_wer_is_corpus_level_after_whisper_normalisation():
     assert word_errors(["a b c"], [""]) == (3, 3)  # deletions
 
 
-def test_telephone_channel_is_8khz_mu_law():
+def test_phone_line_is_8khz_mu_law():
     t = np.arange(16000) / 16000
     audio = Audio((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
-    phone = telephone_channel(audio)
+    phone = phone_line(audio)
     assert phone.sample_rate == 8000 and len(phone.samples) == 8000
     assert np.abs(phone.samples - audio.resample(8000).samples).max() < 0.02  # mu-law step near 0.5 full scale
 

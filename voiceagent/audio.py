@@ -79,6 +79,12 @@ class Audio:
         return cls(data.astype(np.float32) / 32768.0, sample_rate)
 
 
+def phone_line(audio: Audio) -> Audio:
+    """What a phone call delivers of some audio: mono, 8 kHz, through G.711 mu-law and back."""
+    narrow = audio.mono().resample(MULAW.sample_rate)
+    return Audio.from_pcm16(MULAW.decode(MULAW.encode(narrow.pcm16())), MULAW.sample_rate)
+
+
 def read_audio(path: str | Path) -> Audio:
     """Read an audio file, or raise AudioError saying in one line why it cannot be used."""
     path = Path(path)

@@ -43,10 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceagent.audio import Audio, read_audio
+from voiceagent.audio import Audio, phone_line, read_audio
 from voiceagent.bench import print_to_stderr
 from voiceagent.errors import AudioError, ConfigError, require
-from voiceagent.g711 import MULAW
 
 BARE = "bare-faster-whisper"
 SAMPLE_RATE = 16000
@@ -59,12 +58,6 @@ class Clip:
     id: str
     audio: Audio
     text: str
-
-
-def telephone_channel(audio: Audio) -> Audio:
-    """What a phone call delivers of some audio: mono, 8 kHz, through G.711 mu-law and back."""
-    narrow = audio.mono().resample(MULAW.sample_rate)
-    return Audio.from_pcm16(MULAW.decode(MULAW.encode(narrow.pcm16())), MULAW.sample_rate)
 
 
 def load_clips(
@@ -90,7 +83,7 @@ def load_clips(
         except AudioError as exc:
             progress(f"skipped {entry['id']}: {exc}")
             continue
-        audio = telephone_channel(audio) if telephone else audio.resample(SAMPLE_RATE)
+        audio = phone_line(audio) if telephone else audio.resample(SAMPLE_RATE)
         clips.append(Clip(entry["id"], audio, entry["text"]))
     return clips
 
