@@ -33,7 +33,7 @@ RATE = 16000
 
 
 def speak(tts, text: str) -> np.ndarray:
-    return np.concatenate([a.samples for a in tts.synthesize(text, sample_rate=RATE)])
+    return tts.speak(text, RATE).samples
 
 
 def silence(seconds: float) -> np.ndarray:

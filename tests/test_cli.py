@@ -98,9 +98,7 @@ def test_two_hour_recording(cli, tmp_path):
     from voiceagent.components.tts import create_tts
 
     rate = 8000
-    question = np.concatenate(
-        [a.samples for a in create_tts("piper", **STEADY_PIPER).synthesize("Where is my order?", sample_rate=rate)]
-    )
+    question = create_tts("piper", **STEADY_PIPER).speak("Where is my order?", rate).samples
     samples = np.zeros(2 * 3600 * rate, dtype=np.float32)
     at = (2 * 3600 - 30) * rate
     samples[at : at + len(question)] = question

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from voiceagent.audio import RAW_G711_SUFFIXES, Audio, read_audio, write_wav
+from voiceagent.audio import RAW_G711_SUFFIXES, read_audio, write_wav
 from voiceagent.errors import VoiceAgentError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", *RAW_G711_SUFFIXES}
@@ -65,8 +65,6 @@ def transcribe_call(path: Path, vad, asr) -> tuple[float, list[Turn]]:
 
 def reply_to_call(turns: list[Turn], folder: Path, agent, tts) -> list[dict]:
     """The agent's reply to each caller turn, in order, as one call; each spoken into ``reply_NN.wav``."""
-    import numpy as np
-
     from voiceagent.dialogue.state import CallState
 
     state = CallState()
@@ -77,8 +75,7 @@ def reply_to_call(turns: list[Turn], folder: Path, agent, tts) -> list[dict]:
             continue
         text = agent.reply(state, turn.text)
         audio_name = f"reply_{len(replies) + 1:02d}.wav"
-        chunks = [chunk.samples for chunk in tts.synthesize(text)] or [np.zeros(0, np.float32)]
-        write_wav(folder / audio_name, Audio(np.concatenate(chunks), tts.sample_rate))
+        write_wav(folder / audio_name, tts.speak(text))
         replies.append({"turn": index, "caller": turn.text, "reply": text, "audio": audio_name})
     if state.actions:
         replies[-1]["actions"] = state.actions

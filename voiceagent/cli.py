@@ -38,15 +38,11 @@ def cmd_transcribe(args, config) -> int:
 
 
 def cmd_say(args, config) -> int:
-    import numpy as np
+    from voiceagent.audio import write_wav
 
-    from voiceagent.audio import Audio, write_wav
-
-    tts = config_module.build_tts(config, backend=args.tts, voice=args.voice)
-    chunks = list(tts.synthesize(args.text, sample_rate=args.rate))
-    if not chunks:
+    audio = config_module.build_tts(config, backend=args.tts, voice=args.voice).speak(args.text, args.rate)
+    if audio.duration_s == 0:
         raise VoiceAgentError("nothing to say: the text is empty")
-    audio = Audio(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
     write_wav(args.output, audio)
     print(f"{args.output}: {audio.duration_s:.2f} s at {audio.sample_rate} Hz", file=sys.stderr)
     return 0

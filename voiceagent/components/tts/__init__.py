@@ -6,6 +6,8 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+import numpy as np
+
 from voiceagent.audio import Audio
 from voiceagent.components import create_backend
 
@@ -43,6 +45,11 @@ class TTS(ABC):
         for sentence in split_sentences(text):
             audio = self.synthesize_sentence(sentence)
             yield audio.resample(sample_rate) if sample_rate else audio
+
+    def speak(self, text: str, sample_rate: int | None = None) -> Audio:
+        """The whole text as one piece of audio: what ``synthesize`` gives, joined (no samples if nothing to say)."""
+        chunks = [audio.samples for audio in self.synthesize(text, sample_rate)]
+        return Audio(np.concatenate(chunks) if chunks else np.zeros(0, np.float32), sample_rate or self.sample_rate)
 
 
 def create_tts(backend: str = "piper", **options) -> TTS:
