@@ -68,6 +68,17 @@ class Audio:
         """Samples as int16, clipped."""
         return (np.clip(self.samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
 
+    def trim(self, threshold_dbfs: float = -45.0) -> Audio:
+        """Without the quiet before the first and after the last 10 ms louder than ``threshold_dbfs``."""
+        mono = self.mono().samples
+        window = max(1, self.sample_rate // 100)
+        count = len(mono) // window
+        levels = np.sqrt(np.mean(mono[: count * window].reshape(count, window) ** 2, axis=1)) if count else []
+        loud = np.flatnonzero(20 * np.log10(np.maximum(levels, 1e-10)) > threshold_dbfs)
+        if len(loud) == 0:
+            return Audio(self.samples[:0], self.sample_rate)
+        return Audio(self.samples[loud[0] * window : (loud[-1] + 1) * window], self.sample_rate)
+
     def slice(self, start_s: float, end_s: float) -> Audio:
         """The part between two times, in seconds."""
         a, b = int(round(start_s * self.sample_rate)), int(round(end_s * self.sample_rate))

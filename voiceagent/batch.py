@@ -19,6 +19,7 @@ from pathlib import Path
 
 from voiceagent.audio import RAW_G711_SUFFIXES, read_audio, write_wav
 from voiceagent.errors import VoiceAgentError
+from voiceagent.files import write_atomically
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", *RAW_G711_SUFFIXES}
 CHANNEL_SPEAKERS = ("caller", "agent")
@@ -94,12 +95,6 @@ def srt(turns: list[Turn]) -> str:
     )
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-
-
 class ResultsLog:
     """``results.jsonl``: one line per finished call, durable once appended."""
 
@@ -141,8 +136,8 @@ def process_call(call: str, path: Path, out: Path, vad, asr, agent=None, tts=Non
     }
     if replies is not None:
         transcript["replies"] = replies
-    _write_atomically(folder / "transcript.json", json.dumps(transcript, indent=2, ensure_ascii=False))
-    _write_atomically(folder / "transcript.srt", srt(turns))
+    write_atomically(folder / "transcript.json", json.dumps(transcript, indent=2, ensure_ascii=False))
+    write_atomically(folder / "transcript.srt", srt(turns))
     result = {"call": call, "file": str(path), "status": "ok", "duration_s": round(duration, 3), "turns": len(turns)}
     return result if replies is None else {**result, "replies": len(replies)}
 

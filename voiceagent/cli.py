@@ -55,7 +55,7 @@ def cmd_batch(args, config) -> int:
     asr = config_module.build_asr(config, model=args.model)
     agent = tts = None
     if not args.no_reply:
-        agent = build_agent(config, args.domain, None, None, args.no_lm)
+        agent = config_module.build_agent(config, args.domain, no_lm=args.no_lm)
         tts = config_module.build_tts(config)
     results = run_batch(args.inputs, Path(args.out), vad, asr, agent, tts, progress=not args.quiet)
     failed = sum(r["status"] == "error" for r in results)
@@ -66,22 +66,11 @@ def cmd_batch(args, config) -> int:
     return 1 if failed else 0
 
 
-def build_agent(config, domain: str | None, backend: str | None, model: str | None, no_lm: bool):
-    from voiceagent.dialogue.agent import Agent
-    from voiceagent.dialogue.domain import load_domain
-
-    lm = None if no_lm else config_module.build_lm(config, backend=backend, model=model)
-    if lm is not None:
-        lm.load()
-    domain = load_domain(config_module.domain_path(config, domain))
-    return Agent(domain, lm, reply_tokens=config["dialogue"]["reply_tokens"])
-
-
 def cmd_chat(args, config) -> int:
     from voiceagent.dialogue.script import parse_line, read_script
     from voiceagent.dialogue.state import CallState
 
-    agent = build_agent(config, args.domain, args.runtime, args.model, args.no_lm)
+    agent = config_module.build_agent(config, args.domain, args.runtime, args.model, args.no_lm)
     state = CallState()
     show = (lambda role, text: None) if args.json else (lambda role, text: print(f"{role}: {text}", flush=True))
     show("agent", agent.greet(state))
@@ -138,6 +127,14 @@ def cmd_bench_dialogue(args, config) -> int:
 
     results = run_dialogue_bench(models=args.models, runtimes=args.runtimes, turns=args.turns, threads=args.threads)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def cmd_bench_latency(args, config) -> int:
+    from voiceagent.bench.latency import DEFAULT_CALL, format_table, run_latency_bench
+
+    result = run_latency_bench(config, Path(args.call) if args.call else DEFAULT_CALL)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
 
@@ -202,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="threads for each runtime (the [lm] default is 1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench_dialogue)
+    p = bench.add_parser("latency", help="voice-to-voice latency of a live call, beside a naive sequential pipeline")
+    p.add_argument("--call", help="a caller script (default: configs/calls/latency_call.txt)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench_latency)
     return parser
 
 

@@ -87,6 +87,19 @@ def build_lm(config: dict, backend: str | None = None, model: str | None = None)
     return create_lm(backend or config["lm"]["backend"], **options)
 
 
+def build_agent(
+    config: dict, domain: str | None = None, backend: str | None = None, model: str | None = None, no_lm: bool = False
+):
+    """The dialogue core: the config's domain (or ``domain``) and language model, loaded; rules only with ``no_lm``."""
+    from voiceagent.dialogue.agent import Agent
+    from voiceagent.dialogue.domain import load_domain
+
+    lm = None if no_lm else build_lm(config, backend=backend, model=model)
+    if lm is not None:
+        lm.load()
+    return Agent(load_domain(domain_path(config, domain)), lm, reply_tokens=config["dialogue"]["reply_tokens"])
+
+
 def domain_path(config: dict, domain: str | None = None) -> Path:
     """The domain file: as given, else relative to the voiceagent checkout (where configs/ lives)."""
     path = Path(domain or config["dialogue"]["domain"])

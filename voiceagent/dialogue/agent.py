@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 
 from voiceagent.components.tts import split_sentences
@@ -41,6 +41,11 @@ INTENTS = (
     ("small_talk", r"\bhow (are|is|was) (you|your|things)|\bhow'?s (it|your|things)|\btell me (something|a joke|about)|"
                    r"\b(nice|lovely) (day|weather)|\bwhat'?s your name"),
 )  # fmt: skip
+# A turn that stops on one of these is not finished: the caller is thinking or drawing breath.
+UNFINISHED_ENDINGS = frozenset(
+    "and or but so because the a an my our your his her their is it's was of to for with from at in on about um uh er "
+    "erm".split()
+)
 FILLERS = frozenset("uh um er erm hmm mm ah oh eh hm like so well okay ok".split())
 # Caller turns in a row that move nothing forward before the agent hands over to a person.
 MAX_UNPRODUCTIVE_TURNS = 5
@@ -82,6 +87,13 @@ def _guarded_clauses(pieces: Iterator[str], licence: FactLicence) -> Iterator[st
         yield clause
 
 
+def _noting_first(pieces: Iterator[str], note: Callable[[], None]) -> Iterator[str]:
+    for count, piece in enumerate(pieces):
+        if count == 0:
+            note()
+        yield piece
+
+
 def meaningful_words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in FILLERS]
 
@@ -94,6 +106,25 @@ class Agent:
         self.shop = ShopDatabase(domain.database)
         self.lm = lm
         self.reply_tokens = reply_tokens
+
+    def expects_more(self, state: CallState, text: str) -> bool:
+        """Whether a caller who stopped after saying ``text`` (so far) probably has more to say: the words end
+        on one that needs a next ("and", "my", "um"), or the agent asked for an order number or a postcode and
+        the caller stopped on a digit or a letter of one that is not complete yet (callers pause while reading
+        them out)."""
+        words = re.findall(r"[a-z0-9']+", text.lower())
+        if not words:
+            return False
+        if words[-1] in UNFINISHED_ENDINGS:
+            return True
+        if not (parse_digits(words[-1]) or len(words[-1]) == 1):
+            return False
+        if state.pending == "order_number":
+            digits = parse_digits(text)
+            return not (digits and self.shop.find_order(digits))
+        if state.pending == "verification":
+            return not self.shop.verify(self.shop.find_order(state.slots["order_number"]), postcode=parse_spelled(text))
+        return False
 
     def greet(self, state: CallState) -> str:
         state.turns.append(TurnRecord("agent", self.domain.greeting))
@@ -116,9 +147,13 @@ class Agent:
         caller = TurnRecord("caller", text, sentiment=round(score, 3), dtmf=dtmf, intent=intent_of(text))
         state.turns.append(caller)
         decided = self._decide(state, caller)
-        clauses = split_sentences(decided) if decided is not None else self._small_talk(state, cancel)
-        said: list[str] = []
         timings: dict[str, float] = {}
+
+        def first_token() -> None:
+            timings.setdefault("first_token_ms", round((time.monotonic() - started) * 1000, 1))
+
+        clauses = split_sentences(decided) if decided is not None else self._small_talk(state, cancel, first_token)
+        said: list[str] = []
         agent = TurnRecord("agent", "", timings=timings)
         try:
             for clause in clauses:
@@ -293,9 +328,12 @@ class Agent:
         written from tools and the knowledge base, or passed this same guard)."""
         return FactLicence(self.domain.greeting, self.domain.opening_hours, *(t.text for t in state.turns))
 
-    def _small_talk(self, state: CallState, cancel: threading.Event | None) -> Iterator[str]:
+    def _small_talk(
+        self, state: CallState, cancel: threading.Event | None, first_token: Callable[[], None]
+    ) -> Iterator[str]:
         """The language model's reply, clause by clause, each checked by the fact guard; without a model, or when
-        a clause states an unlicensed fact, a safe sentence instead."""
+        a clause states an unlicensed fact, a safe sentence instead. ``first_token`` is called when the model's
+        first piece of text arrives."""
         fallback = "I'm not sure I can help with that. " + MENU
         if self.lm is None:
             yield from split_sentences(fallback)
@@ -314,7 +352,7 @@ class Agent:
         )
         spoken = False
         with closing(self.lm.stream(prompt, self.reply_tokens, stop_strings(self.lm.prompt_style), cancel)) as pieces:
-            for clause in _guarded_clauses(pieces, licence):
+            for clause in _guarded_clauses(_noting_first(pieces, first_token), licence):
                 spoken = True
                 yield clause
         if not spoken:

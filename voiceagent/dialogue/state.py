@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class TurnRecord:
-    """One turn of the call. ``timings`` are milliseconds from the start of the agent's work on it."""
+    """One turn of the call. ``timings`` are milliseconds from the start of the agent's work on it; ``latency``
+    (live calls) the milliseconds from the end of the caller's speech to each stage of the reply."""
 
     role: str  # "caller" | "agent"
     text: str
@@ -16,6 +17,10 @@ class TurnRecord:
     dtmf: str | None = None
     intent: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)
+    #: Agent turns cut short by the caller: ``text`` is what the caller heard, ``unheard`` the rest it had ready.
+    interrupted: bool = False
+    unheard: str = ""
 
 
 @dataclass

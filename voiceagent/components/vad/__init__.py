@@ -6,6 +6,7 @@ call, and carries the model's state across calls, so the same object serves a li
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -76,6 +77,13 @@ class VAD(ABC):
 
     def load(self) -> None:
         """Load the model (imports the backend's library). Idempotent."""
+
+    def stream(self) -> VAD:
+        """A detector for one more stream (a call), sharing this one's loaded model."""
+        self.load()
+        fresh = copy.copy(self)
+        fresh.reset()
+        return fresh
 
     def reset(self) -> None:
         """Forget the stream so far (a new call or file)."""
