@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -5,7 +6,8 @@ import pytest
 
 from voiceagent.audio import Audio
 
-FIXTURES = Path(__file__).resolve().parents[1] / "audio_fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "audio_fixtures"
 #: A config that makes Piper's output the same every run, for tests that listen to what was said.
 DETERMINISTIC = Path(__file__).resolve().parent / "deterministic.toml"
 #: The same for voices made directly.
@@ -15,6 +17,20 @@ STEADY_PIPER = {"noise_scale": 0.0, "noise_w_scale": 0.0}
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation, for comparing transcripts."""
     return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
+
+
+@pytest.fixture
+def domain_file(tmp_path) -> Path:
+    """A copy of the demo domain with a database of its own: a cancelled order stays cancelled for one test only."""
+    shutil.copy(ROOT / "configs" / "domains" / "shop.toml", tmp_path / "shop.toml")
+    return tmp_path / "shop.toml"
+
+
+@pytest.fixture
+def domain(domain_file):
+    from voiceagent.dialogue.domain import load_domain
+
+    return load_domain(domain_file)
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,17 @@
 """Scripted calls (tests/conversations/*.yaml) through the whole dialogue core: caller lines in, the call's
 slots, actions and what the agent said checked against the expectations in each file."""
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from voiceagent.dialogue.agent import Agent
-from voiceagent.dialogue.domain import load_domain
 from voiceagent.dialogue.script import parse_line
 from voiceagent.dialogue.state import CallState
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERSATIONS = sorted((ROOT / "tests" / "conversations").glob("*.yaml"))
-
-
-@pytest.fixture
-def domain(tmp_path):
-    """The demo domain with a database of its own: a cancelled order stays cancelled for one test only."""
-    shutil.copy(ROOT / "configs" / "domains" / "shop.toml", tmp_path / "shop.toml")
-    return load_domain(tmp_path / "shop.toml")
 
 
 def run_call(agent: Agent, lines: list[str]) -> CallState:

@@ -47,6 +47,8 @@ from voiceagent.files import write_atomically
 ASR_RATE = 16000
 #: Once a frame is speech, the next one is too if its probability is at most this far under the VAD's threshold.
 HYSTERESIS = 0.15
+#: How fast the echo guard learns the level of the echo (per frame heard while the agent plays).
+ECHO_LEARNING = 0.1
 #: The marks of a reply, in order, after the end of the caller's speech: the endpointer decides the turn is over;
 #: its final transcript is ready; the speaker starts on it; the dialogue core's first clause; TTS audio of the first
 #: sentence; that audio goes out on the line.
@@ -75,7 +77,9 @@ class ConversationRules:
     #: Keypad presses end at "#" or after this long without another.
     dtmf_timeout_s: float = 2.0
     #: Local microphone and speaker: "off" (telephony: no echo), "guard" (speech heard while the agent plays
-    #: counts only if louder than what it plays by ``echo_margin_db``), "half-duplex" (no listening while playing).
+    #: counts only if ``echo_margin_db`` louder than the echo of its voice, whose level the guard learns from
+    #: what the microphone hears while it plays, starting from the playback's own), "half-duplex" (no listening
+    #: while playing: no barge-in).
     echo_guard: str = "off"
     echo_margin_db: float = 6.0
     #: False: the naive sequential pipeline (no partials; the whole reply is written, then spoken): the baseline.
@@ -250,6 +254,7 @@ class CallSession:
         echo_window = int(0.3 * sample_rate)
         self._played_levels: deque[tuple[int, float]] = deque()
         self._played_window = echo_window
+        self._echo_gain = 1.0  # the echo's level over the playback's; learnt while the agent plays
         self._listener = _Worker(f"listener-{self.call_id[:8]}", inline)
         self._speaker = _Worker(f"speaker-{self.call_id[:8]}", inline)
 
@@ -387,10 +392,12 @@ class CallSession:
 
     def _turn_ended(self, now: float, event: Event) -> None:
         marks = {"end_of_speech": self._last_speech_at, "endpoint": now}
-        ready = self._early_transcription()
-        self._waiting_final = (marks, ready or self._transcribe("final"))
-        if ready is not None and ready.text is not None:
-            self._final_transcript()
+        if (early := self._early_transcription()) is None:
+            self._transcribe("final", marks)
+        else:
+            self._waiting_final = (marks, early)
+            if early.text is not None:
+                self._final_transcript()
         if event is Event.MAX_TURN:
             self.on_event("max_turn", {})
 
@@ -398,13 +405,14 @@ class CallSession:
         """The early transcript asked for since the caller's last speech, if any."""
         return next((t for t in self._transcriptions if t.kind == "early" and t.speech_end == self._speech_end), None)
 
-    def _transcribe(self, kind: str) -> _Transcription:
-        """Ask the listener for a transcript of the turn so far."""
+    def _transcribe(self, kind: str, marks: dict[str, float] | None = None) -> None:
+        """Ask the listener for a transcript of the turn so far (the final one: with the turn's latency marks)."""
         wanted = _Transcription(self._turn_number, self._speech_end, kind)
         self._transcriptions.append(wanted)
+        if marks is not None:
+            self._waiting_final = (marks, wanted)
         audio = np.concatenate(self._turn_audio)
         self._listener.submit(self._run_asr, wanted, audio)
-        return wanted
 
     def _run_asr(self, wanted: _Transcription, audio: np.ndarray) -> None:
         with self._lock:
@@ -445,15 +453,20 @@ class CallSession:
         return len(words) >= max(1, self.rules.barge_in_min_words)
 
     def _echo_guard(self, frame: np.ndarray, speech: bool) -> bool:
+        """Whether speech heard while the agent plays is the caller's, not the agent's own voice coming back."""
         mode = self.rules.echo_guard
-        if not speech or mode == "off" or not self._played_levels:
+        if mode == "off" or not self._played_levels:
             return speech
         played = max(level for _, level in self._played_levels)
         if played < 1e-4:
             return speech
         if mode == "half-duplex":
             return False
-        return float(np.sqrt(np.mean(frame**2))) > played * 10 ** (self.rules.echo_margin_db / 20)
+        ratio = float(np.sqrt(np.mean(frame**2))) / played
+        if ratio > self._echo_gain * 10 ** (self.rules.echo_margin_db / 20):
+            return speech  # clearly louder than the echo: the caller
+        self._echo_gain += ECHO_LEARNING * (ratio - self._echo_gain)  # how loud the echo comes back
+        return False
 
     def _tick_quiet(self) -> None:
         """A frame outside any caller turn: keypad and silence timers."""
@@ -595,13 +608,12 @@ class CallSession:
     # The record -------------------------------------------------------------------------------------------------
 
     def record(self) -> dict:
-        """The call so far: its turns (with latencies), actions, and how it ended."""
+        """The call so far: its turns (with latencies), slots and actions; ``end_reason`` once it is over."""
         return {
             "call_id": self.call_id,
             "transport": self.transport,
             "sample_rate": self.sample_rate,
             "started_at": self.started_at.isoformat(timespec="seconds"),
-            "ended": bool(self.end_reason),
             "end_reason": self.end_reason,
             "transfer_to": self.transfer_to,
             **self.state.to_dict(),
