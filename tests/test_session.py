@@ -102,7 +102,7 @@ def test_a_call_is_answered_turn_by_turn_and_recorded(engine):
     # voice to voice: the endpointer's silence (0.5 s) and nothing else (inline: no compute time)
     assert [r.voice_to_voice_ms for r in reports] == [pytest.approx(500, abs=40)] * 3
     assert replies[1].latency["voice_to_voice_ms"] == pytest.approx(500, abs=40)
-    assert replies[1].latency["transcript_ms"] == 0  # the early transcript was ready at the end of the turn
+    assert replies[1].latency["transcript_ms"] == replies[1].latency["endpoint_ms"]  # early transcript ready
     record = json.loads((session.engine.records / f"{session.call_id}.json").read_text())
     assert record["end_reason"] == "caller hung up" and len(record["turns"]) == 7
 

@@ -27,15 +27,27 @@ import numpy as np
 
 from voiceagent.bench import print_to_stderr
 from voiceagent.conversation.caller import ScriptedCaller
-from voiceagent.conversation.session import STAGES as SESSION_STAGES
-from voiceagent.conversation.session import Engine
+from voiceagent.conversation.session import MARKS, Engine
 from voiceagent.dialogue.agent import Agent
 from voiceagent.dialogue.script import read_script
 from voiceagent.dialogue.shop import create_demo_database
 
 DEFAULT_CALL = Path(__file__).resolve().parents[2] / "configs" / "calls" / "latency_call.txt"
 LINE_RATE = 8000
-STAGES = tuple(f"{stage}_ms" for stage in SESSION_STAGES)
+#: The stages a reply's time is split into: each from the mark before it (the language model's first token, which
+#: only small talk has, is reported on its own, from the end of speech).
+STAGES = tuple(m for m in MARKS if m != "first_token")
+
+
+def stage_times(latency: dict[str, float]) -> dict[str, float]:
+    """One reply's marks (ms from the end of speech) as the time each stage took."""
+    times, before = {}, 0.0
+    for stage in STAGES:
+        if (at := latency.get(f"{stage}_ms")) is not None:
+            times[f"{stage}_ms"], before = round(at - before, 1), at
+    if "first_token_ms" in latency:
+        times["first_token_ms"] = latency["first_token_ms"]
+    return times
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -55,9 +67,10 @@ def play_call(engine: Engine, turns, voice, streaming: bool = True) -> dict:
         reports = caller.run(session, turns, voice)
         session.wait(30)
     latencies = [r.voice_to_voice_ms for r in reports if r.voice_to_voice_ms is not None]
-    replies = [t.latency for t in session.state.turns if t.role == "agent" and t.latency]
+    replies = [stage_times(t.latency) for t in session.state.turns if t.role == "agent" and t.latency]
+    keys = [f"{stage}_ms" for stage in STAGES] + ["first_token_ms"]
     stages = {
-        s: round(statistics.median(r[s] for r in replies if s in r), 1) for s in STAGES if any(s in r for r in replies)
+        k: round(statistics.median(r[k] for r in replies if k in r), 1) for k in keys if any(k in r for r in replies)
     }
     return {
         "turns": len(reports),
@@ -101,9 +114,10 @@ def format_table(result: dict) -> str:
         f"| voice-to-voice p50 | {result['p50_ms']:.0f} ms | {base['p50_ms']:.0f} ms | {ratio('p50_ms')} |",
         f"| voice-to-voice p95 | {result['p95_ms']:.0f} ms | {base['p95_ms']:.0f} ms | {ratio('p95_ms')} |",
     ]
-    for stage in STAGES:
-        ours, theirs = result["stages"].get(stage), base["stages"].get(stage)
+    for key in [f"{stage}_ms" for stage in STAGES] + ["first_token_ms"]:
+        ours, theirs = result["stages"].get(key), base["stages"].get(key)
         if ours is not None or theirs is not None:
-            rows.append(f"| {stage[:-3].replace('_', ' ')} (median) | {ours or 0:.0f} ms | {theirs or 0:.0f} ms | |")
+            name = key[:-3].replace("_", " ") + (" (small talk, from end of speech)" if key == "first_token_ms" else "")
+            rows.append(f"| {name}: median | {ours or 0:.0f} ms | {theirs or 0:.0f} ms | |")
     rows.append(f"\n{result['turns']} caller turns, {result['answered']} answered; call: {result['call']}")
     return "\n".join(rows)

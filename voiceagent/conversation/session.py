@@ -50,9 +50,9 @@ HYSTERESIS = 0.15
 #: How fast the echo guard learns the level of the echo (per frame heard while the agent plays).
 ECHO_LEARNING = 0.1
 #: The marks of a reply, in order, after the end of the caller's speech: the endpointer decides the turn is over;
-#: its final transcript is ready; the speaker starts on it; the dialogue core's first clause; TTS audio of the first
-#: sentence; that audio goes out on the line.
-STAGES = ("endpoint", "transcript", "reply_start", "first_clause", "first_audio_ready", "first_audio")
+#: its final transcript is ready; the speaker starts on it; the language model's first token (when it speaks);
+#: the dialogue core's first clause; TTS audio of the first sentence; that audio goes out on the line.
+MARKS = ("endpoint", "transcript", "reply_start", "first_token", "first_clause", "first_audio_ready", "first_audio")
 # Short answers a caller gives while listening; they do not interrupt the agent.
 BACKCHANNELS = frozenset("uh-huh uh huh mm-hmm mhm mm hmm yeah yep right okay ok sure aha".split())
 
@@ -62,7 +62,10 @@ class ConversationRules:
     """How a live call behaves ([conversation] in the config)."""
 
     endpoint: EndpointRules = field(default_factory=EndpointRules)
-    #: Words (not "uh-huh", not a cough) the caller must say over the agent for the interruption to stand.
+    #: Caller speech over the agent that pauses it at once (a shorter click or cough does not).
+    barge_in_after_s: float = 0.1
+    #: Words (not "uh-huh", not a cough) the caller must say over the agent for the interruption to stand;
+    #: without them the agent goes on from where it paused.
     barge_in_min_words: int = 1
     #: A partial transcript is made after each this much new speech while the caller talks.
     partial_every_s: float = 1.0
@@ -167,6 +170,7 @@ class _Reply:
     """One agent turn on its way out: generated, queued, played."""
 
     number: int
+    kind: str  # "greet", "reply" (to the caller), "prompt" (to a silent caller)
     marks: dict[str, float]
     cancel: threading.Event = field(default_factory=threading.Event)
     chunks: deque[_Chunk] = field(default_factory=deque)
@@ -357,6 +361,7 @@ class CallSession:
             if event is Event.SPEECH_START:
                 self._turn_started(now)
             else:
+                self._barge_in_pause(now)
                 self._tick_quiet()
             return
         self._turn_audio.append(frame)
@@ -376,6 +381,22 @@ class CallSession:
         if event in (Event.END_OF_TURN, Event.MAX_TURN):
             self._turn_ended(now, event)
 
+    def _barge_in_pause(self, now: float) -> None:
+        """Pause the agent as soon as the caller has spoken ``barge_in_after_s`` over it (before a turn has
+        started); go on if that speech stops short of a turn (a click, a cough)."""
+        reply = self._reply
+        if reply is None or reply.interrupted:
+            return
+        speaking = self._endpointer.speech_run_s >= self.rules.barge_in_after_s
+        if speaking and not self._paused:
+            self._paused = True
+            reply.marks.setdefault("barge_in", now)
+            self.on_event("paused", {})
+        elif self._paused and self._endpointer.speech_run_s == 0 and self._waiting_final is None:
+            self._paused = False
+            reply.marks.pop("barge_in", None)
+            self.on_event("resumed", {"text": ""})
+
     def _turn_started(self, now: float) -> None:
         self._turn_number += 1
         self._turn_audio = list(self._pre_roll)
@@ -384,9 +405,8 @@ class CallSession:
         self._last_speech_at = now
         self._partial_at = 0
         self._transcriptions = []
-        self._silence_s = 0.0
-        if self._reply is not None and not self._reply.interrupted:
-            self._paused = True  # at once: the caller may be interrupting
+        if self._reply is not None and not self._reply.interrupted and not self._paused:
+            self._paused = True  # the caller may be interrupting
             self._reply.marks.setdefault("barge_in", now)
             self.on_event("paused", {})
 
@@ -445,6 +465,8 @@ class CallSession:
             self._interrupt(reply)
         if not meaningful_words(text):
             return  # noise, a breath: not a turn
+        self._silence_s = 0.0
+        self._reprompts = 0
         self.on_event("caller", {"text": text})
         self._speaker.submit(self._speak, "reply", text, None, marks)
 
@@ -480,10 +502,10 @@ class CallSession:
         rules = self.rules
         if self._silence_s >= rules.hang_up_after_s:
             self._ending = True
-            self._speaker.submit(self._speak, "say", rules.silent_goodbye, None, {})
+            self._speaker.submit(self._speak, "prompt", rules.silent_goodbye, None, {})
         elif self._silence_s >= rules.reprompt_after_s * (self._reprompts + 1):
             self._reprompts += 1
-            self._speaker.submit(self._speak, "say", rules.reprompt, None, {})
+            self._speaker.submit(self._speak, "prompt", rules.reprompt, None, {})
 
     def _send_dtmf(self) -> None:
         keys, self._dtmf = self._dtmf + "#", ""
@@ -496,7 +518,7 @@ class CallSession:
         """Speaker thread: one agent turn, from the dialogue core's clauses to queued audio."""
         if self.ended.is_set():
             return
-        reply = _Reply(next(self._replies), marks)
+        reply = _Reply(next(self._replies), kind, marks)
         with self._lock:
             self._reply = reply
         marks["reply_start"] = self.clock()
@@ -504,7 +526,7 @@ class CallSession:
         agent, tts = self.engine.agent, self.engine.tts
         if kind == "greet":
             clauses = (clause for clause in [agent.greet(self.state)])
-        elif kind == "say":
+        elif kind == "prompt":
             self.state.turns.append(TurnRecord("agent", text))
             clauses = (clause for clause in [text])
         else:
@@ -525,6 +547,8 @@ class CallSession:
         with self._lock:
             reply.generated = True
             reply.record = next((t for t in self.state.turns[turns_before:] if t.role == "agent"), None)
+            if reply.record is not None and "first_token_ms" in reply.record.timings:  # the dialogue core's timing
+                marks["first_token"] = marks["reply_start"] + reply.record.timings["first_token_ms"] / 1000
             self._ending = self._ending or self.state.ended
             self._settle(reply)
             if reply.interrupted or not reply.chunks:
@@ -580,7 +604,8 @@ class CallSession:
             return
         self._reply = None
         self._paused = False
-        self._silence_s = 0.0
+        if reply.kind != "prompt":
+            self._silence_s = 0.0  # prompts do not restart the wait for a silent caller
         if reply.record is not None:
             reply.record.latency = _latency(reply.marks)
             if reply.record.latency:
@@ -630,10 +655,9 @@ def _safe(name: str) -> str:
 
 
 def _latency(marks: dict[str, float]) -> dict[str, float]:
-    """Milliseconds of each stage of one reply (``STAGES``: each from the one before), and voice to voice."""
+    """Milliseconds from the end of the caller's speech to each of the reply's ``MARKS``, and voice to voice."""
     if "end_of_speech" not in marks or "first_audio" not in marks:
         return {}
-    present = ["end_of_speech"] + [m for m in STAGES if m in marks]
-    latency = {f"{m}_ms": round((marks[m] - marks[p]) * 1000, 1) for p, m in itertools.pairwise(present)}
-    latency["voice_to_voice_ms"] = round((marks["first_audio"] - marks["end_of_speech"]) * 1000, 1)
+    latency = {f"{m}_ms": round((marks[m] - marks["end_of_speech"]) * 1000, 1) for m in MARKS if m in marks}
+    latency["voice_to_voice_ms"] = latency["first_audio_ms"]
     return latency
