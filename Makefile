@@ -29,6 +29,7 @@ bench: install-test
 	$(BIN)/voiceagent bench asr --manifest ../shared/evaldata/dev/manifest.jsonl
 	$(BIN)/voiceagent bench asr --manifest ../shared/evaldata/dev/manifest.jsonl --telephone
 	$(BIN)/voiceagent bench dialogue
+	$(BIN)/voiceagent bench latency
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
