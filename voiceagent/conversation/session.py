@@ -646,8 +646,9 @@ class CallSession:
 
     def _save(self) -> None:
         if self.engine.records is not None:
-            text = json.dumps(self.record(), indent=1, ensure_ascii=False, default=str)
-            write_atomically(self.engine.records / f"{_safe(self.call_id)}.json", text)
+            with self._lock:  # the speaker thread and the one that ends the call may both save
+                text = json.dumps(self.record(), indent=1, ensure_ascii=False, default=str)
+                write_atomically(self.engine.records / f"{_safe(self.call_id)}.json", text)
 
 
 def _safe(name: str) -> str:
