@@ -8,6 +8,7 @@ command -v espeak-ng >/dev/null || packages+=(espeak-ng)
 command -v pulseaudio >/dev/null || packages+=(pulseaudio)
 command -v pactl >/dev/null || packages+=(pulseaudio-utils)  # pactl, paplay, parec
 command -v gcc >/dev/null || packages+=(gcc)
+command -v sipp >/dev/null || packages+=(sip-tester)  # SIPp: the real SIP caller of the telephony tests
 for package in libasound2-plugins libportaudio2 portaudio19-dev; do  # libraries: asked of dpkg
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
 done

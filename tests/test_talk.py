@@ -121,7 +121,6 @@ LEVEL = 0.003  # -50 dBFS: a null sink's monitor is exactly silent between the a
 BLOCK = 320  # 20 ms at 16 kHz
 #: Silence that means the agent has finished its answer (it pauses about 0.4 s between sentences).
 FINISHED_S = 1.2
-SHORT_GREETING = "Hello, you're through to Hollybrook Home. How can I help?"
 
 
 class PulseAudio:
@@ -257,14 +256,6 @@ def pulse(tmp_path):
 @pytest.fixture(scope="module")
 def caller_voice():
     return build_tts(load_config(DETERMINISTIC))
-
-
-@pytest.fixture
-def short_domain(domain_file) -> Path:
-    """The test's own copy of the demo shop (its own database), with a short greeting: less waiting."""
-    text = domain_file.read_text()
-    domain_file.write_text(re.sub(r'^greeting = ".*"$', f'greeting = "{SHORT_GREETING}"', text, count=1, flags=re.M))
-    return domain_file
 
 
 def said(voice, text: str, folder: Path) -> Path:

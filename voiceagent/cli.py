@@ -222,6 +222,29 @@ def cmd_talk(args, config) -> int:
     return 0
 
 
+def cmd_serve(args, config) -> int:
+    import asyncio
+    import logging
+
+    from voiceagent.conversation.session import Engine
+    from voiceagent.telephony.server import Listen, TelephonyServer, address
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    for noisy in ("faster_whisper", "bm25s"):  # a line per decode, per index
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    serve = config["serve"]
+
+    def listener(option: str | None, key: str):
+        value = serve[key] if option is None else option
+        return address(value) if value else None
+
+    listen = Listen(listener(args.sip, "sip"), listener(args.audiosocket, "audiosocket"), listener(args.http, "http"))
+    engine = Engine.from_config(config, records=Path(serve["records"]), no_lm=args.no_lm)
+    server = TelephonyServer(engine, max_calls=serve["max_calls"], sip_options=config["sip"])
+    asyncio.run(server.run(listen))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voiceagent", description="A self-hosted voice call-center agent.")
     parser.add_argument("--config", help="a TOML file laid over the defaults (see configs/)")
@@ -280,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lm", action="store_true", help="rules, tools and the knowledge base only")
     p.add_argument("--domain", help="a domain TOML (default: configs/domains/shop.toml)")
     p.set_defaults(run=cmd_talk)
+
+    p = commands.add_parser("serve", help="answer phone calls: SIP, Asterisk AudioSocket, Twilio Media Streams")
+    p.add_argument("--sip", help="HOST:PORT for SIP over UDP ('' for none; default from [serve])")
+    p.add_argument("--audiosocket", help="HOST:PORT for Asterisk AudioSocket ('' for none)")
+    p.add_argument("--http", help="HOST:PORT for /health, /metrics and the /media WebSocket ('' for none)")
+    p.add_argument("--no-lm", action="store_true", help="rules, tools and the knowledge base only")
+    p.set_defaults(run=cmd_serve)
 
     p = commands.add_parser("models", help="the models voiceagent knows, and whether they are installed")
     p.add_argument("--json", action="store_true")

@@ -1,0 +1,98 @@
+"""The HTTP side of the server (aiohttp): ``GET /health``, Prometheus ``GET /metrics``, and Twilio Media Streams
+on the WebSocket ``/media`` (point a TwiML ``<Connect><Stream url="wss://.../media">`` at it).
+
+A media stream is one call: ``start`` opens it (the callSid is the call id), ``media`` carries the caller's
+mu-law, ``dtmf`` their keys, ``stop`` or a closed socket hangs up. The agent's voice goes back as 20 ms ``media``
+messages paced in real time, so Twilio's own queue stays short; on barge-in a ``clear`` drops what it still holds.
+When the agent ends the call the socket is closed. A message that is not Media Streams is counted and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import WSMsgType, web
+
+from voiceagent.audio import Audio
+from voiceagent.g711 import MULAW
+from voiceagent.telephony import twilio
+from voiceagent.telephony.pacing import FRAME_S, pace
+from voiceagent.telephony.server import TelephonyServer
+
+log = logging.getLogger("voiceagent.serve")
+RATE = 8000
+FRAME = round(RATE * FRAME_S)
+
+
+async def start(server: TelephonyServer, host: str, port: int):
+    app = web.Application()
+    app["server"] = server
+    app.add_routes([web.get("/health", _health), web.get("/metrics", _metrics), web.get("/media", _media_stream)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server.bound["http"] = runner.addresses[0][:2]
+    return runner.cleanup
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response(request.app["server"].health())
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app["server"].metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def _media_stream(request: web.Request) -> web.WebSocketResponse:
+    server: TelephonyServer = request.app["server"]
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    loop = asyncio.get_running_loop()
+    session = None
+    pacer = None
+    stream_sid = ""
+
+    def events(kind: str, data: dict) -> None:  # from the session's threads
+        if kind == "interrupted":
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(ws.send_str(twilio.clear_message(stream_sid))))
+        elif kind == "ended":
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(ws.close()))
+
+    async def send() -> None:
+        if not ws.closed:
+            samples = session.play(FRAME)
+            await ws.send_str(twilio.media_message(stream_sid, MULAW.encode(Audio(samples, RATE).pcm16())))
+
+    try:
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                continue
+            try:
+                event = twilio.parse(message.data)
+            except twilio.MediaStreamError as exc:
+                server.metrics.errors.labels("media_stream").inc()
+                log.warning("media stream: %s", exc)
+                continue
+            if isinstance(event, twilio.Start) and session is None:
+                stream_sid = event.stream_sid
+                session = server.open_call("twilio", RATE, call_id=event.call_sid or None, on_event=events)
+                if session is None:
+                    break
+                pacer = asyncio.create_task(pace(session, send))
+            elif session is None:
+                continue
+            elif isinstance(event, twilio.Media):
+                session.feed(Audio.from_pcm16(MULAW.decode(event.payload), RATE).samples)
+            elif isinstance(event, twilio.Dtmf):
+                session.dtmf(event.digit)
+            elif isinstance(event, twilio.Stop):
+                break
+    finally:
+        if session is not None:
+            server.call_ended(session)
+        if pacer is not None:
+            pacer.cancel()
+        await ws.close()
+    return ws
