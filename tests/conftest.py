@@ -20,6 +20,15 @@ def words(text: str) -> list[str]:
     return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
 
 
+def heard_words(asr, audio: Audio) -> str:
+    """What a caller hears in ``audio``: lower-case words, numbers as digits run together ("1234" whether Whisper
+    wrote "one two three four", "1, 2, 3, 4" or "1 234")."""
+    text = " ".join(words(asr.transcribe(audio).text))
+    for number, digit in zip("zero one two three four five six seven eight nine".split(), "0123456789"):
+        text = re.sub(rf"\b{number}\b", digit, text)
+    return re.sub(r"(?<=\d) (?=\d)", "", text)
+
+
 @pytest.fixture
 def domain_file(tmp_path) -> Path:
     """A copy of the demo domain with a database of its own: a cancelled order stays cancelled for one test only."""

@@ -7,7 +7,6 @@ The fast tests here need neither PulseAudio nor a sound card: device selection i
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DETERMINISTIC, ROOT, words
+from conftest import DETERMINISTIC, ROOT, heard_words
 
 from voiceagent.audio import Audio, write_wav
 from voiceagent.cli import TalkView
@@ -261,14 +260,6 @@ def caller_voice():
 def said(voice, text: str, folder: Path) -> Path:
     """A WAV of the caller saying ``text``."""
     return write_wav(folder / f"caller-{len(list(folder.glob('caller-*.wav')))}.wav", voice.speak(text))
-
-
-def heard_words(asr, audio: Audio) -> str:
-    """What a caller hears in ``audio``, as lower-case words, numbers as digits run together."""
-    text = " ".join(words(asr.transcribe(audio).text))
-    for number, digit in zip("zero one two three four five six seven eight nine".split(), "0123456789"):
-        text = re.sub(rf"\b{number}\b", digit, text)
-    return re.sub(r"\b(\d) (?=\d\b)", r"\1", text)
 
 
 def the_record(tmp_path: Path) -> dict:
