@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages voiceagent uses at run time: espeak-ng (a TTS backend, and the caller voice in tests).
+# Debian packages voiceagent uses at run time: espeak-ng (a TTS backend, and the caller voice in tests); and
+# the telephony tests' real peers: SIPp (sip-tester) and Kamailio.
 # `voiceagent talk` and its tests: PortAudio (libportaudio2, and portaudio19-dev with a C compiler for PyAudio,
 # which builds from source on Linux), and a PulseAudio server whose virtual devices stand in for a sound card.
 set -euo pipefail
@@ -9,6 +10,7 @@ command -v pulseaudio >/dev/null || packages+=(pulseaudio)
 command -v pactl >/dev/null || packages+=(pulseaudio-utils)  # pactl, paplay, parec
 command -v gcc >/dev/null || packages+=(gcc)
 command -v sipp >/dev/null || packages+=(sip-tester)  # SIPp: the real SIP caller of the telephony tests
+command -v kamailio >/dev/null || packages+=(kamailio)  # the SIP proxy of the scale-out recipe and its test
 for package in libasound2-plugins libportaudio2 portaudio19-dev; do  # libraries: asked of dpkg
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
 done
