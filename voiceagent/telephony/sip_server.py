@@ -368,6 +368,8 @@ class RtpMedia(asyncio.DatagramProtocol):
         self.transport.sendto(self.sender.packet(self.codec.encode(agent)).to_bytes(), self.remote)
 
     def close(self) -> None:
+        """The call is over: its stream's losses go to the metrics, the socket is closed."""
+        self.server.metrics.late_frames.labels("sip").inc(self.jitter.late + self.jitter.lost)
         if self.transport is not None:
             self.transport.close()
 
