@@ -5,8 +5,9 @@ offers, telephone-event when offered; 488 when nothing fits), retransmitted on R
 T2) until the ACK; a retransmitted INVITE gets the same answer again. BYE from either side, CANCEL while ringing
 (200 and 487), OPTIONS (keepalives), a re-INVITE (hold with sendonly/inactive: the agent stops talking and
 listening until the call is resumed), 486 Busy Here at the call limit, 403 to sources outside the allowed
-networks. When the dialogue core hands the call over, the agent sends REFER to the domain's transfer target and
-hangs up once the transfer is accepted (or after a few seconds). Anything malformed is counted in the metrics
+networks, 401 with a digest challenge when a user and password are set. When the dialogue core hands the call
+over, the agent sends REFER to the domain's transfer target and hangs up once the transfer is accepted (or after
+a few seconds). Anything malformed is counted in the metrics
 and answered 400 where a response can be built, else dropped; no exception leaves a datagram's handler.
 
 Media: each call has its own RTP socket. Packets of the chosen codec go through a jitter buffer (reorder, drop
@@ -28,6 +29,7 @@ from voiceagent.audio import Audio
 from voiceagent.conversation.session import CallSession
 from voiceagent.g711 import ALAW, MULAW
 from voiceagent.telephony import rtp, sdp, sip
+from voiceagent.telephony.digest import DigestAuth
 from voiceagent.telephony.pacing import FRAME_S, pace
 from voiceagent.telephony.server import TelephonyServer
 
@@ -43,12 +45,19 @@ CODECS = {"PCMU": MULAW, "PCMA": ALAW}
 
 
 async def start(
-    server: TelephonyServer, host: str, port: int, allow: list[str] | None = None, answer_after_s: float = 0.0
+    server: TelephonyServer,
+    host: str,
+    port: int,
+    allow: list[str] | None = None,
+    answer_after_s: float = 0.0,
+    user: str = "",
+    password: str = "",
 ):
     loop = asyncio.get_running_loop()
     networks = [ipaddress.ip_network(n) for n in (allow or ["127.0.0.0/8", "::1/128"])]
+    auth = DigestAuth(user, password) if user else None
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: SipEndpoint(server, networks, answer_after_s), local_addr=(host, port)
+        lambda: SipEndpoint(server, networks, answer_after_s, auth), local_addr=(host, port)
     )
     server.bound["sip"] = transport.get_extra_info("sockname")[:2]
 
@@ -76,10 +85,11 @@ class SipCall:
 
 
 class SipEndpoint(asyncio.DatagramProtocol):
-    def __init__(self, server: TelephonyServer, networks, answer_after_s: float):
+    def __init__(self, server: TelephonyServer, networks, answer_after_s: float, auth: DigestAuth | None = None):
         self.server = server
         self.networks = networks
         self.answer_after_s = answer_after_s
+        self.auth = auth
         self.calls: dict[str, SipCall] = {}
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task] = set()
@@ -158,6 +168,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # Calls ----------------------------------------------------------------------------------------------------
 
     def _invite(self, invite: sip.SipMessage, peer) -> None:
+        if self.auth is not None and not self.auth.check("INVITE", invite.header("Authorization")):
+            if invite.header("Authorization"):
+                self._error("sip_auth", f"INVITE from {peer[0]}: wrong credentials")
+            self._reply(invite, peer, 401, "Unauthorized", [("WWW-Authenticate", self.auth.challenge())])
+            return
         if not invite.body:
             self._reply(
                 invite, peer, 488, "Not Acceptable Here", [("Warning", '399 voiceagent "an SDP offer is needed"')]
