@@ -11,13 +11,13 @@ RULES = EndpointRules(
 )  # fmt: skip
 
 
-def feed(endpointer, pattern):
-    """Feed (seconds, is_speech) pieces; the events with the time each happened at."""
+def feed(endpointer, pattern, frame=FRAME):
+    """Feed (seconds, is_speech) pieces in frames; the events with the time each happened at."""
     events, now = [], 0.0
     for seconds, speech in pattern:
-        for _ in range(round(seconds / FRAME)):
-            now += FRAME
-            if event := endpointer.feed(FRAME, speech):
+        for _ in range(round(seconds / frame)):
+            now += frame
+            if event := endpointer.feed(frame, speech):
                 events.append((event, round(now, 2)))
     return events
 
@@ -68,13 +68,7 @@ def test_a_caller_who_never_stops_is_cut_at_the_maximum_turn():
 def test_frame_size_does_not_change_the_decisions():
     pattern = [(0.3, False), (0.8, True), (0.3, False), (0.6, True), (2.0, False)]
 
-    def times(frame):
-        endpointer, now, out = Endpointer(RULES), 0.0, []
-        for seconds, speech in pattern:
-            for _ in range(round(seconds / frame)):
-                now += frame
-                if event := endpointer.feed(frame, speech):
-                    out.append((event, round(now, 1)))
-        return out
-
-    assert times(0.01) == times(0.02) == [(Event.SPEECH_START, 0.5), (Event.END_OF_TURN, 2.5)]
+    at = [
+        [(event, round(time, 1)) for event, time in feed(Endpointer(RULES), pattern, frame)] for frame in (0.01, 0.02)
+    ]
+    assert at[0] == at[1] == [(Event.SPEECH_START, 0.5), (Event.END_OF_TURN, 2.5)]
