@@ -39,6 +39,7 @@ async def _connection(server: TelephonyServer, reader: asyncio.StreamReader, wri
     frames = audiosocket.FrameReader()
     session = None
     pacer = None
+    reason = "caller hung up"
     try:
         first = await asyncio.wait_for(_next_frames(reader, frames), UUID_TIMEOUT_S)
         call_id = str(audiosocket.uuid_of(first[0])) if first else None
@@ -64,6 +65,8 @@ async def _connection(server: TelephonyServer, reader: asyncio.StreamReader, wri
                 elif frame.kind == audiosocket.KIND_ERROR:
                     log.warning("call %s: Asterisk reports an error (%s)", call_id, frame.payload.hex())
                 elif frame.kind in audiosocket.AUDIO_RATES:
+                    if len(frame.payload) % 2:
+                        raise audiosocket.AudioSocketError(f"16-bit audio of {len(frame.payload)} bytes")
                     samples = samples_of(frame.payload)
                     rate = audiosocket.sample_rate(frame.kind)
                     if rate != RATE:  # newer Asterisk: 16 kHz and up; the session's line stays at 8 kHz
@@ -76,10 +79,11 @@ async def _connection(server: TelephonyServer, reader: asyncio.StreamReader, wri
     except (audiosocket.AudioSocketError, TimeoutError, ConnectionError) as exc:
         server.metrics.errors.labels("audiosocket").inc()
         log.warning("audiosocket connection dropped: %s", exc)
+        reason = f"line dropped: {exc}"
     finally:
         if session is not None:
             ended_by_agent = session.ended.is_set()
-            server.call_ended(session)
+            server.call_ended(session, reason)
             if ended_by_agent:
                 writer.write(audiosocket.hangup_frame())
         if pacer is not None:

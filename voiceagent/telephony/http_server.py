@@ -10,6 +10,7 @@ When the agent ends the call the socket is closed. A message that is not Media S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiohttp import WSMsgType, web
@@ -23,11 +24,12 @@ from voiceagent.telephony.server import TelephonyServer
 log = logging.getLogger("voiceagent.serve")
 RATE = 8000
 FRAME = round(RATE * FRAME_S)
+SERVER = web.AppKey("server", TelephonyServer)
 
 
 async def start(server: TelephonyServer, host: str, port: int):
     app = web.Application()
-    app["server"] = server
+    app[SERVER] = server
     app.add_routes([web.get("/health", _health), web.get("/metrics", _metrics), web.get("/media", _media_stream)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -38,15 +40,15 @@ async def start(server: TelephonyServer, host: str, port: int):
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response(request.app["server"].health())
+    return web.json_response(request.app[SERVER].health())
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app["server"].metrics.render(), content_type="text/plain", charset="utf-8")
+    return web.Response(body=request.app[SERVER].metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 async def _media_stream(request: web.Request) -> web.WebSocketResponse:
-    server: TelephonyServer = request.app["server"]
+    server: TelephonyServer = request.app[SERVER]
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     loop = asyncio.get_running_loop()
@@ -54,16 +56,23 @@ async def _media_stream(request: web.Request) -> web.WebSocketResponse:
     pacer = None
     stream_sid = ""
 
+    async def send(text: str) -> None:
+        # Once the caller hung up (the stream closing) there is no one to tell: a clear for the reply that the
+        # hang-up cut short would only fail.
+        if not ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await ws.send_str(text)
+
     def events(kind: str, data: dict) -> None:  # from the session's threads
         if kind == "interrupted":
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(ws.send_str(twilio.clear_message(stream_sid))))
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(send(twilio.clear_message(stream_sid))))
         elif kind == "ended":
             loop.call_soon_threadsafe(lambda: asyncio.ensure_future(ws.close()))
 
-    async def send() -> None:
+    async def play() -> None:
         if not ws.closed:
             samples = session.play(FRAME)
-            await ws.send_str(twilio.media_message(stream_sid, MULAW.encode(Audio(samples, RATE).pcm16())))
+            await send(twilio.media_message(stream_sid, MULAW.encode(Audio(samples, RATE).pcm16())))
 
     try:
         async for message in ws:
@@ -80,7 +89,7 @@ async def _media_stream(request: web.Request) -> web.WebSocketResponse:
                 session = server.open_call("twilio", RATE, call_id=event.call_sid or None, on_event=events)
                 if session is None:
                     break
-                pacer = asyncio.create_task(pace(session, send))
+                pacer = asyncio.create_task(pace(session, play))
             elif session is None:
                 continue
             elif isinstance(event, twilio.Media):

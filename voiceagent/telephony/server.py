@@ -3,8 +3,9 @@
 ``voiceagent serve`` runs SIP (UDP), Asterisk AudioSocket (TCP) and an HTTP server (health, Prometheus metrics,
 Twilio Media Streams over WebSocket) on one asyncio loop. Each call is a ``CallSession`` of the shared engine;
 the loop only moves frames (decoding, pacing), while recognition and replies run on each call's own threads, so a
-slow call never holds up the others. A call past ``max_calls`` is refused (SIP 486, a hang-up elsewhere). A line
-is logged when each call starts and ends; SIGTERM ends every call cleanly (records saved) and exits.
+slow call never holds up the others. A call past ``max_calls`` is refused (SIP 486, a hang-up elsewhere), as is
+one with the id of a call in progress. A line is logged when each call starts and ends; SIGTERM ends every call
+cleanly (records saved) and exits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -62,10 +64,15 @@ class TelephonyServer:
         self._stopping: asyncio.Event | None = None
 
     def open_call(self, transport: str, rate: int, call_id: str | None = None, on_event=None) -> CallSession | None:
-        """A new call, or None at the call limit. ``on_event`` also hears the session's events (from its threads)."""
+        """A new call, or None at the call limit or when a call of that id is in progress already (its record and
+        its place in ``calls`` are taken). ``on_event`` also hears the session's events (from its threads)."""
         if len(self.calls) >= self.max_calls:
             self.metrics.errors.labels("call_limit").inc()
             log.warning("call refused (%s): %d calls already", transport, len(self.calls))
+            return None
+        if call_id is not None and call_id in self.calls:
+            self.metrics.errors.labels("duplicate_call").inc()
+            log.warning("call refused (%s): call %s is in progress already", transport, call_id)
             return None
 
         def events(kind: str, data: dict) -> None:
@@ -100,8 +107,9 @@ class TelephonyServer:
 
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        for number in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(number, self._stopping.set)
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for number in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(number, self._stopping.set)
         self.engine.load()
         closers = []
         if listen.sip:

@@ -40,6 +40,8 @@ T1, T2 = 0.5, 4.0
 TRANSACTION_TIMEOUT_S = 64 * T1
 #: How long a REFER may take to be accepted before the agent hangs up anyway.
 TRANSFER_WAIT_S = 5.0
+#: How long a stopping server waits for its BYEs to be answered.
+STOP_WAIT_S = 2.0
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY"
 CODECS = {"PCMU": MULAW, "PCMA": ALAW}
 
@@ -79,6 +81,7 @@ class SipCall:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     answered: bool = False
     ended: bool = False
+    stopped: bool = False  # the server is stopping: its BYE is on its way
     #: Our requests awaiting a response, by CSeq number: the event is set with the response.
     pending: dict[int, tuple[asyncio.Event, list]] = field(default_factory=dict)
     transferred: asyncio.Event = field(default_factory=asyncio.Event)
@@ -189,7 +192,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self._error("sdp_parse", str(exc))
             self._reply(invite, peer, 400, "Bad Request")
             return
-        if len(self.server.calls) >= self.server.max_calls:
+        ringing = sum(not call.answered for call in self.calls.values())
+        if len(self.server.calls) + ringing >= self.server.max_calls:
             self.server.metrics.errors.labels("call_limit").inc()
             self._reply(invite, peer, 486, "Busy Here")
             return
@@ -209,7 +213,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
             local_port = media_transport.get_extra_info("sockname")[1]
             body, codec = sdp.answer(offer, self.host, local_port, secrets.randbelow(2**31))
             call.media.configure(offer.audio, codec)
-            self._reply(invite, peer, 180, "Ringing", to_tag=tag)
+            ringing = sip.response_to(invite, 180, "Ringing", tag)
+            call.answer = sip.serialize(ringing)  # what a retransmitted INVITE gets until the 200
+            self._send(call.answer, peer)
             if self.answer_after_s:
                 await asyncio.sleep(self.answer_after_s)
             if call.ended:
@@ -226,7 +232,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 self._error("sip_no_ack", f"call {call.dialog.call_id}: no ACK")
             call.media.session = call.session
             await pace(call.session, call.media.tick, on_late=call.media.count_late)
-            if not call.ended:  # the agent ended the call
+            if not call.ended and not call.stopped:  # the agent ended the call
                 await self._hang_up(call)
         finally:
             if call.media is not None:
@@ -272,11 +278,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.calls.pop(call.dialog.call_id, None)
 
     async def hang_up_all(self) -> None:
-        """The server stops: BYE to every call in progress."""
-        for call in list(self.calls.values()):
-            if call.answered and not call.ended:
-                call.ended = True
-                await self._client_request(call, "BYE")
+        """The server stops: BYE to every call in progress, all at once, waiting a moment at most for answers."""
+        byes = []
+        for call in self.calls.values():
+            if call.answered and not call.stopped:
+                call.stopped = True
+                byes.append(asyncio.ensure_future(self._client_request(call, "BYE")))
+        if byes:
+            await asyncio.wait(byes, timeout=STOP_WAIT_S)
 
     # Sending --------------------------------------------------------------------------------------------------
 
