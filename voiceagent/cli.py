@@ -139,6 +139,14 @@ def cmd_bench_latency(args, config) -> int:
     return 0
 
 
+def cmd_bench_calls(args, config) -> int:
+    from voiceagent.bench.calls import format_table, run_calls_bench
+
+    results = run_calls_bench(config, args.levels, Path(args.call) if args.call else None, args.start_every)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
 #: Names `talk` gives the marks of a reply's latency, where it shortens them.
 LATENCY_NAMES = {"reply_start": "start", "first_audio_ready": "tts", "first_audio": "playout"}
 
@@ -335,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--call", help="a caller script (default: configs/calls/latency_call.txt)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench_latency)
+    p = bench.add_parser("calls", help="concurrent phone calls one `voiceagent serve` answers (SIPp callers)")
+    p.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 8, 12], help="numbers of calls at once")
+    p.add_argument("--call", help="a caller script, one turn a line (default: an order-status call)")
+    p.add_argument(
+        "--start-every", type=float, default=1.0, help="seconds between call starts (0: all at once, the worst case)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench_calls)
     return parser
 
 

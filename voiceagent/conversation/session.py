@@ -102,6 +102,8 @@ class Engine:
         self.rules = rules or ConversationRules()
         #: Folder of call records (``<call id>.json``); None keeps them in memory only.
         self.records = records
+        self._recognising = 0  # transcriptions running now, over all calls
+        self._recognising_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: dict, records: Path | None = None, no_lm: bool = False) -> Engine:
@@ -121,6 +123,19 @@ class Engine:
         self.vad.load()
         self.asr.load()
         self.tts.load()
+
+    def transcribe(self, samples: np.ndarray, partial: bool) -> str | None:
+        """The text of 16 kHz speech; a partial transcript only when no other transcription runs (None if not):
+        under load, the transcripts that end turns go first, and partials are the first thing dropped."""
+        with self._recognising_lock:
+            if partial and self._recognising:
+                return None
+            self._recognising += 1
+        try:
+            return self.asr.transcribe(Audio(samples, ASR_RATE)).text
+        finally:
+            with self._recognising_lock:
+                self._recognising -= 1
 
     def open_call(self, sample_rate: int, **options) -> CallSession:
         """A new call whose audio comes and goes at ``sample_rate``; see ``CallSession`` for the options."""
@@ -440,7 +455,9 @@ class CallSession:
             newest = wanted.turn == self._turn_number and self._transcriptions[-1] is wanted
         if not (awaited or newest):
             return  # a newer transcript of this turn is asked for already, or the turn is over
-        text = self.engine.asr.transcribe(Audio(audio, ASR_RATE)).text
+        text = self.engine.transcribe(audio, partial=wanted.kind == "partial")
+        if text is None:
+            return  # busy with other calls' turns: no partial this time
         with self._lock:
             wanted.text = text
             if self._waiting_final is not None and self._waiting_final[1] is wanted:

@@ -105,12 +105,13 @@ class ASR(ABC):
         self.load()
         audio = audio.mono().resample(SAMPLE_RATE)
         whole = [(0.0, audio.duration_s)]
-        if self._gate_vad is None:
+        gate = self._gate_vad.stream() if self._gate_vad is not None else None  # its own state: calls run at once
+        if gate is None:
             regions = whole
         elif audio.duration_s <= WHOLE_UP_TO_S:
-            regions = whole if self._gate_vad.any_speech(audio) else []
+            regions = whole if gate.any_speech(audio) else []
         else:
-            regions = self._gate_vad.speech_segments(audio)
+            regions = gate.speech_segments(audio)
         if not regions:
             return Transcript("", language or "", audio.duration_s, [])
         kept: list[Segment] = []

@@ -19,6 +19,7 @@ class FasterWhisperASR(ASR):
         compute_type: str | None = None,
         beam_size: int = 1,
         threads: int = 2,
+        workers: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -27,6 +28,8 @@ class FasterWhisperASR(ASR):
         self.compute_type = compute_type
         self.beam_size = beam_size
         self.threads = threads
+        #: Recognitions that run at once, each on ``threads`` threads (live calls: more than one call speaks).
+        self.workers = workers
         self._whisper = None
 
     def load(self) -> None:
@@ -41,7 +44,7 @@ class FasterWhisperASR(ASR):
         path = models.resolve("asr", self.model)
         try:
             self._whisper = faster_whisper.WhisperModel(
-                str(path), device=device, compute_type=compute_type, cpu_threads=self.threads
+                str(path), device=device, compute_type=compute_type, cpu_threads=self.threads, num_workers=self.workers
             )
         except (OSError, RuntimeError, ValueError) as exc:  # no hub to fetch from, a corrupt model.bin...
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
