@@ -30,6 +30,7 @@ bench: install-test
 	$(BIN)/voiceagent bench asr --manifest ../shared/evaldata/dev/manifest.jsonl --telephone
 	$(BIN)/voiceagent bench dialogue
 	$(BIN)/voiceagent bench latency
+	$(BIN)/voiceagent bench calls
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
