@@ -55,6 +55,22 @@ def domain(domain_file):
 
 
 @pytest.fixture(scope="session")
+def config() -> dict:
+    """The default config with steady Piper (tests/deterministic.toml)."""
+    from voiceagent.config import load_config
+
+    return load_config(DETERMINISTIC)
+
+
+@pytest.fixture(scope="session")
+def voice(config):
+    """Piper's joe, steady: the callers' voice in tests of live calls."""
+    from voiceagent.config import build_tts
+
+    return build_tts(config)
+
+
+@pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES
 

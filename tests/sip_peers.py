@@ -15,8 +15,8 @@ import pytest
 from conftest import DETERMINISTIC, ROOT
 
 from voiceagent.audio import Audio, phone_line
+from voiceagent.bench.calls import RtpCapture
 from voiceagent.g711 import MULAW
-from voiceagent.telephony.rtp import RtpPacket
 
 SCENARIO = ROOT / "tests" / "sipp" / "caller.xml"
 
@@ -58,39 +58,12 @@ class Serve:
         return self.process.wait(30)
 
 
-class RtpCapture:
-    """A UDP socket that keeps every packet sent to it."""
-
-    def __init__(self):
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.settimeout(0.2)
-        self.port = self.socket.getsockname()[1]
-        self.packets: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.packets.append(self.socket.recv(2048))
-            except TimeoutError:
-                pass
-
-    def stop(self) -> list[RtpPacket]:
-        self._stop.set()
-        self._thread.join()
-        self.socket.close()
-        return [RtpPacket.parse(p) for p in self.packets]
-
-    def audio(self) -> Audio:
-        """The agent's stream (one call): packets in sequence order (from a random start, maybe wrapping), decoded."""
-        packets = self.stop()
-        first = packets[0].sequence
-        packets.sort(key=lambda p: (p.sequence - first) & 0xFFFF)
-        pcm = np.concatenate([MULAW.decode(p.payload) for p in packets if p.payload_type == 0])
-        return Audio.from_pcm16(pcm, 8000)
+def agent_audio(capture: RtpCapture) -> Audio:
+    """The agent's stream of one call: packets in sequence order (from a random start, maybe wrapping), decoded."""
+    packets = [packet for packet, _ in capture.stop()]
+    first = packets[0].sequence
+    packets.sort(key=lambda p: (p.sequence - first) & 0xFFFF)
+    return Audio.from_pcm16(np.concatenate([MULAW.decode(p.payload) for p in packets if p.payload_type == 0]), 8000)
 
 
 def sipp(target_port: int, folder: Path, voice, question: str, keys: str = "", answer_ms: int = 9000, calls: int = 1):

@@ -8,10 +8,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import DETERMINISTIC, ROOT
+from conftest import ROOT
 from sip_peers import Serve, free_port, sipp
-
-from voiceagent.config import build_tts, load_config
 
 pytestmark = pytest.mark.slow
 RECIPE = ROOT / "configs" / "kamailio" / "kamailio.cfg"
@@ -49,10 +47,9 @@ def kamailio(tmp_path, agents):
     process.wait(10)
 
 
-def test_kamailio_spreads_sipp_calls_over_two_agents(tmp_path, agents, kamailio):
-    voice = build_tts(load_config(DETERMINISTIC))
+def test_kamailio_spreads_sipp_calls_over_two_agents(tmp_path, agents, kamailio, voice):
     capture = sipp(kamailio, tmp_path, voice, "Where is my order?", answer_ms=6000, calls=4)
-    streams = {packet.ssrc for packet in capture.stop()}
+    streams = {packet.ssrc for packet, _ in capture.stop()}
     assert len(streams) == 4  # every call was answered with audio
     for agent in agents:
         deadline = time.monotonic() + 10

@@ -5,26 +5,15 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DETERMINISTIC, words
+from conftest import words
 
 from voiceagent.audio import Audio, phone_line
-from voiceagent.config import build_tts, load_config
 from voiceagent.conversation.caller import ScriptedCaller
 from voiceagent.conversation.session import Engine
 from voiceagent.dialogue.script import parse_line
 
 pytestmark = pytest.mark.slow
 LINE = 8000
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_config(DETERMINISTIC)
-
-
-@pytest.fixture(scope="module")
-def voice(config):
-    return build_tts(config)
 
 
 @pytest.fixture

@@ -25,11 +25,10 @@ from collections import deque
 import aiohttp
 import numpy as np
 import pytest
-from conftest import DETERMINISTIC, heard_words, words
+from conftest import heard_words, words
 from prometheus_client.parser import text_string_to_metric_families
 
 from voiceagent.audio import Audio
-from voiceagent.config import build_tts, load_config
 from voiceagent.conversation.session import Engine
 from voiceagent.g711 import MULAW
 from voiceagent.telephony import audiosocket, sip, twilio
@@ -39,16 +38,6 @@ from voiceagent.telephony.server import Listen, TelephonyServer, pcm16_bytes, sa
 HOST = "127.0.0.1"
 LINE = 8000
 FRAME = round(LINE * FRAME_S)
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_config(DETERMINISTIC)
-
-
-@pytest.fixture(scope="module")
-def voice(config):
-    return build_tts(config)
 
 
 class Served:

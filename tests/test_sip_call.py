@@ -7,17 +7,10 @@ import json
 import time
 
 import pytest
-from conftest import DETERMINISTIC, heard_words
-from sip_peers import Serve, sipp
-
-from voiceagent.config import build_tts, load_config
+from conftest import heard_words
+from sip_peers import Serve, agent_audio, sipp
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def voice():
-    return build_tts(load_config(DETERMINISTIC))
 
 
 @pytest.fixture
@@ -37,7 +30,7 @@ def record_of(serve: Serve) -> dict:
 
 
 def test_a_sipp_call_hears_the_right_answer(serve, tmp_path, voice, fast_asr):
-    heard = sipp(serve.sip_port, tmp_path, voice, "Where is my order? The number is one two three four.").audio()
+    heard = agent_audio(sipp(serve.sip_port, tmp_path, voice, "Where is my order? The number is one two three four."))
     said = heard_words(fast_asr, heard)
     assert "through to" in said and "help" in said  # the greeting
     assert "order 1234" in said and "postcode" in said
@@ -50,7 +43,7 @@ def test_a_sipp_call_hears_the_right_answer(serve, tmp_path, voice, fast_asr):
 
 
 def test_keys_pressed_in_sipp_reach_the_dialogue_core(serve, tmp_path, voice, fast_asr):
-    heard = sipp(serve.sip_port, tmp_path, voice, "Where is my order?", keys="1234#", answer_ms=6000).audio()
+    heard = agent_audio(sipp(serve.sip_port, tmp_path, voice, "Where is my order?", keys="1234#", answer_ms=6000))
     said = heard_words(fast_asr, heard)
     assert "order number" in said and "order 1234" in said
     record = record_of(serve)

@@ -21,7 +21,6 @@ from conftest import DETERMINISTIC, ROOT, heard_words
 
 from voiceagent.audio import Audio, write_wav
 from voiceagent.cli import TalkView
-from voiceagent.config import build_tts, load_config
 from voiceagent.errors import VoiceAgentError
 from voiceagent.transports.local import AudioDevice, find_device, format_devices
 
@@ -252,11 +251,6 @@ def pulse(tmp_path):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def caller_voice():
-    return build_tts(load_config(DETERMINISTIC))
-
-
 def said(voice, text: str, folder: Path) -> Path:
     """A WAV of the caller saying ``text``."""
     return write_wav(folder / f"caller-{len(list(folder.glob('caller-*.wav')))}.wav", voice.speak(text))
@@ -269,10 +263,10 @@ def the_record(tmp_path: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_a_whole_call_through_the_sound_devices(pulse, tmp_path, short_domain, caller_voice, fast_asr):
+def test_a_whole_call_through_the_sound_devices(pulse, tmp_path, short_domain, voice, fast_asr):
     """sounddevice, the devices' own 44.1 kHz: greeting, order number, name, status, goodbye, and talk exits."""
     lines = ["Where is my order? The number is one two three four.", "Bob Smith.", "That's all, thank you. Bye!"]
-    wavs = [said(caller_voice, line, tmp_path) for line in lines]
+    wavs = [said(voice, line, tmp_path) for line in lines]
     recording = AgentRecording(pulse)
     talk = Talk(pulse, tmp_path, short_domain, "--input-device", "pulse", "--output-device", "pulse")
     try:
@@ -303,9 +297,9 @@ def test_a_whole_call_through_the_sound_devices(pulse, tmp_path, short_domain, c
 
 
 @pytest.mark.slow
-def test_pyaudio_at_48_khz_and_the_caller_hanging_up(pulse, tmp_path, short_domain, caller_voice, fast_asr):
+def test_pyaudio_at_48_khz_and_the_caller_hanging_up(pulse, tmp_path, short_domain, voice, fast_asr):
     """PyAudio on the default devices, at another rate than theirs; SIGTERM is the caller putting the phone down."""
-    wav = said(caller_voice, "Where is my order? The number is one two three four.", tmp_path)
+    wav = said(voice, "Where is my order? The number is one two three four.", tmp_path)
     recording = AgentRecording(pulse)
     talk = Talk(pulse, tmp_path, short_domain, "--backend", "pyaudio", "--sample-rate", "48000")
     try:

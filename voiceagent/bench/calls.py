@@ -60,6 +60,7 @@ import psutil
 
 from voiceagent.bench import print_to_stderr
 from voiceagent.errors import ConfigError, VoiceAgentError
+from voiceagent.telephony.rtp import RtpError, RtpPacket
 
 DEFAULT_LEVELS = (1, 2, 4, 8, 12)
 #: Seconds between the starts of a level's calls: calls arrive one after another, as in life.
@@ -309,7 +310,7 @@ class ServeProcess:
 
 
 class RtpCapture:
-    """A UDP socket that keeps the arrival time (the kernel's stamp), SSRC and sequence number of each packet."""
+    """A UDP socket that keeps each RTP packet sent to it with its arrival time (the kernel's stamp)."""
 
     def __init__(self):
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -321,7 +322,7 @@ class RtpCapture:
         self.socket.bind(("127.0.0.1", 0))
         self.socket.settimeout(0.2)
         self.port = self.socket.getsockname()[1]
-        self.packets: list[tuple[int, int, float]] = []  # (ssrc, sequence, arrival in seconds)
+        self.packets: list[tuple[RtpPacket, float]] = []  # (packet, arrival in seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -337,24 +338,25 @@ class RtpCapture:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
                     seconds, nanoseconds = struct.unpack("qq", stamp[:16])
                     arrival = seconds + nanoseconds / 1e9
-            if len(data) >= 12 and data[0] >> 6 == 2:
-                sequence, ssrc = struct.unpack("!H", data[2:4])[0], struct.unpack("!I", data[8:12])[0]
-                self.packets.append((ssrc, sequence, arrival))
+            try:
+                self.packets.append((RtpPacket.parse(data), arrival))
+            except RtpError:
+                pass
 
-    def stop(self) -> list[tuple[int, int, float]]:
+    def stop(self) -> list[tuple[RtpPacket, float]]:
         self._stop.set()
         self._thread.join()
         self.socket.close()
         return self.packets
 
 
-def rtp_gaps(packets: list[tuple[int, int, float]], late_s: float = LATE_S) -> dict:
-    """Gaps a caller would hear in each stream (SSRC) of ``packets`` ((ssrc, sequence, arrival s), in arrival
-    order): sequence numbers never received (``lost``), packets more than ``late_s`` after the one before
-    (``late``), the longest time between two packets (``max_gap_ms``) and the number of streams."""
+def rtp_gaps(packets: list[tuple[RtpPacket, float]], late_s: float = LATE_S) -> dict:
+    """Gaps a caller would hear in each stream (SSRC) of ``packets`` ((packet, arrival s), in arrival order):
+    sequence numbers never received (``lost``), packets more than ``late_s`` after the one before (``late``), the
+    longest time between two packets (``max_gap_ms``) and the number of streams."""
     streams: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for ssrc, sequence, arrival in packets:
-        streams[ssrc].append((sequence, arrival))
+    for packet, arrival in packets:
+        streams[packet.ssrc].append((packet.sequence, arrival))
     lost = late = 0
     longest = 0.0
     for stream in streams.values():
