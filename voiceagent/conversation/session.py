@@ -22,7 +22,6 @@ each reply finishes and when the call ends.
 from __future__ import annotations
 
 import datetime
-import itertools
 import json
 import queue
 import re
@@ -174,7 +173,8 @@ class _Worker:
 
 @dataclass
 class _Chunk:
-    reply: _Reply
+    """One sentence of a reply's audio, and how much of it has been played."""
+
     sentence: str
     samples: np.ndarray
     position: int = 0
@@ -182,9 +182,8 @@ class _Chunk:
 
 @dataclass
 class _Reply:
-    """One agent turn on its way out: generated, queued, played."""
+    """One agent turn on its way out: generated, queued (its own queue: dropped whole on barge-in), played."""
 
-    number: int
     kind: str  # "greet", "reply" (to the caller), "prompt" (to a silent caller)
     marks: dict[str, float]
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -262,7 +261,6 @@ class CallSession:
         self._transcriptions: list[_Transcription] = []
         #: The end of turn waiting for its transcript: its latency marks and the transcript asked for.
         self._waiting_final: tuple[dict[str, float], _Transcription] | None = None
-        self._replies = itertools.count(1)
         self._reply: _Reply | None = None
         self._paused = False
         self._silence_s = 0.0
@@ -535,7 +533,7 @@ class CallSession:
         """Speaker thread: one agent turn, from the dialogue core's clauses to queued audio."""
         if self.ended.is_set():
             return
-        reply = _Reply(next(self._replies), kind, marks)
+        reply = _Reply(kind, marks)
         with self._lock:
             self._reply = reply
         marks["reply_start"] = self.clock()
@@ -578,7 +576,7 @@ class CallSession:
             if reply.cancel.is_set() or self.ended.is_set():
                 return False
             reply.marks.setdefault("first_audio_ready", self.clock())
-            reply.chunks.append(_Chunk(reply, sentence, samples.astype(np.float32, copy=False)))
+            reply.chunks.append(_Chunk(sentence, samples.astype(np.float32, copy=False)))
             self.on_event("agent", {"text": sentence})
             return True
 
