@@ -126,7 +126,6 @@ def plan_call(config: dict, turns: list, voice, folder: Path) -> CallPlan:
     the one the agent hangs up on are dropped (SIPp would hear a BYE in the middle of its script)."""
     from voiceagent import config as config_module
     from voiceagent.audio import phone_line
-    from voiceagent.dialogue.agent import Agent
     from voiceagent.dialogue.shop import create_demo_database
     from voiceagent.dialogue.state import CallState
     from voiceagent.g711 import MULAW
@@ -143,7 +142,7 @@ def plan_call(config: dict, turns: list, voice, folder: Path) -> CallPlan:
         shutil.copyfile(agent.domain.database, database)
     else:
         create_demo_database(database)
-    agent = Agent(dataclasses.replace(agent.domain, database=database), agent.lm, agent.reply_tokens)
+    agent = agent.with_database(database)
     state = CallState()
     greeting_s = voice.speak(agent.greet(state)).duration_s
     answers_s, kept = [], []

@@ -28,7 +28,6 @@ import numpy as np
 from voiceagent.bench import print_to_stderr
 from voiceagent.conversation.caller import ScriptedCaller
 from voiceagent.conversation.session import MARKS, Engine
-from voiceagent.dialogue.agent import Agent
 from voiceagent.dialogue.script import read_script
 from voiceagent.dialogue.shop import create_demo_database
 
@@ -58,10 +57,9 @@ def play_call(engine: Engine, turns, voice, streaming: bool = True) -> dict:
     """One real-time call through ``engine`` (with a fresh copy of the demo shop, so every run finds the same
     orders): the caller's latencies and the session's stage medians."""
     with tempfile.TemporaryDirectory() as folder:
-        agent = engine.agent
-        domain = dataclasses.replace(agent.domain, database=create_demo_database(Path(folder) / "shop.sqlite"))
+        agent = engine.agent.with_database(create_demo_database(Path(folder) / "shop.sqlite"))
         rules = dataclasses.replace(engine.rules, streaming=streaming)
-        engine = Engine(engine.vad, engine.asr, Agent(domain, agent.lm, agent.reply_tokens), engine.tts, rules)
+        engine = Engine(engine.vad, engine.asr, agent, engine.tts, rules)
         caller = ScriptedCaller(LINE_RATE, realtime=True)
         session = engine.open_call(LINE_RATE, transport="bench", clock=caller.clock)
         reports = caller.run(session, turns, voice)

@@ -48,6 +48,8 @@ ASR_RATE = 16000
 HYSTERESIS = 0.15
 #: How fast the echo guard learns the level of the echo (per frame heard while the agent plays).
 ECHO_LEARNING = 0.1
+#: How far back the echo guard looks at what was played (the echo's delay through a room and a sound card).
+ECHO_WINDOW_S = 0.3
 #: The marks of a reply, in order, after the end of the caller's speech: the endpointer decides the turn is over;
 #: its final transcript is ready; the speaker starts on it; the language model's first token (when it speaks);
 #: the dialogue core's first clause; TTS audio of the first sentence; that audio goes out on the line.
@@ -268,9 +270,9 @@ class CallSession:
         self._ending = False  # the agent's last words are on their way; the call ends when they are played
         self._dtmf = ""
         self._dtmf_quiet_s = 0.0
-        echo_window = int(0.3 * sample_rate)
+        # The echo guard's memory of what was played: (samples, level) of each play(), the last ECHO_WINDOW_S.
         self._played_levels: deque[tuple[int, float]] = deque()
-        self._played_window = echo_window
+        self._played_samples = 0
         self._echo_gain = 1.0  # the echo's level over the playback's; learnt while the agent plays
         self._listener = _Worker(f"listener-{self.call_id[:8]}", inline)
         self._speaker = _Worker(f"speaker-{self.call_id[:8]}", inline)
@@ -321,9 +323,8 @@ class CallSession:
                 if chunk.position >= len(chunk.samples):
                     reply.chunks.popleft()
                     reply.heard.append(chunk.sentence)
-            self._played_levels.append((count, float(np.sqrt(np.mean(out**2))) if count else 0.0))
-            while sum(n for n, _ in self._played_levels) - self._played_levels[0][0] >= self._played_window:
-                self._played_levels.popleft()
+            if self.rules.echo_guard != "off" and count:
+                self._remember_played(out)
             if reply is not None and reply.generated and not reply.chunks and not self._paused:
                 self._reply_played(reply)
         return out
@@ -488,6 +489,13 @@ class CallSession:
     def _enough_words(self, text: str) -> bool:
         words = [w for w in meaningful_words(text) if w not in BACKCHANNELS]
         return len(words) >= max(1, self.rules.barge_in_min_words)
+
+    def _remember_played(self, out: np.ndarray) -> None:
+        self._played_levels.append((len(out), float(np.sqrt(np.mean(out**2)))))
+        self._played_samples += len(out)
+        window = ECHO_WINDOW_S * self.sample_rate
+        while self._played_samples - self._played_levels[0][0] >= window:
+            self._played_samples -= self._played_levels.popleft()[0]
 
     def _echo_guard(self, frame: np.ndarray, speech: bool) -> bool:
         """Whether speech heard while the agent plays is the caller's, not the agent's own voice coming back."""

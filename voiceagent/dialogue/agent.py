@@ -8,11 +8,13 @@ keyword, slots by the parsers in ``slots``, so the same call always takes the sa
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from pathlib import Path
 
 from voiceagent.components.tts import split_sentences
 from voiceagent.dialogue.domain import Domain
@@ -125,6 +127,11 @@ class Agent:
         if state.pending == "verification":
             return not self.shop.verify(self.shop.find_order(state.slots["order_number"]), postcode=parse_spelled(text))
         return False
+
+    def with_database(self, database: Path) -> Agent:
+        """The same agent (domain, model) over another copy of the shop's database: benchmarks replay calls on
+        a fresh copy, so an order cancelled in one run is there again in the next."""
+        return Agent(dataclasses.replace(self.domain, database=database), self.lm, self.reply_tokens)
 
     def greet(self, state: CallState) -> str:
         state.turns.append(TurnRecord("agent", self.domain.greeting))

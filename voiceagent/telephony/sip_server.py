@@ -347,6 +347,7 @@ class RtpMedia(asyncio.DatagramProtocol):
         self.jitter = rtp.JitterBuffer()
         self.keys = rtp.DtmfReceiver()
         self.remote: tuple[str, int] | None = None
+        self.sender: rtp.RtpSender | None = None  # made when the codec is known, again if it changes
         self.on_hold = False
         self.transport = None
         self.local_port = 0
@@ -361,7 +362,7 @@ class RtpMedia(asyncio.DatagramProtocol):
         self.codec, self.payload_type = CODECS[codec.name.upper()], codec.payload_type
         self.event_type = media.telephone_event
         self.on_hold = media.on_hold
-        if not hasattr(self, "sender") or self.sender.payload_type != codec.payload_type:
+        if self.sender is None or self.sender.payload_type != codec.payload_type:
             self.sender = rtp.RtpSender(codec.payload_type)
 
     def datagram_received(self, data: bytes, peer) -> None:
