@@ -248,7 +248,13 @@ def cmd_serve(args, config) -> int:
 
     listen = Listen(listener(args.sip, "sip"), listener(args.audiosocket, "audiosocket"), listener(args.http, "http"))
     engine = Engine.from_config(config, records=Path(serve["records"]), no_lm=args.no_lm)
-    server = TelephonyServer(engine, max_calls=serve["max_calls"], sip_options=config["sip"])
+    server = TelephonyServer(
+        engine,
+        max_calls=serve["max_calls"],
+        sip_options=config["sip"],
+        api_options=config["api"],
+        retention_days=config["privacy"]["retention_days"],
+    )
     asyncio.run(server.run(listen))
     return 0
 

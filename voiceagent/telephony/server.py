@@ -52,10 +52,21 @@ def address(text: str) -> tuple[str, int]:
 
 
 class TelephonyServer:
-    def __init__(self, engine: Engine, max_calls: int = 8, sip_options: dict | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        max_calls: int = 8,
+        sip_options: dict | None = None,
+        api_options: dict | None = None,
+        retention_days: float = 0.0,
+    ):
         self.engine = engine
         self.max_calls = max_calls
         self.sip_options = sip_options or {}
+        #: The [api] table: the HTTP API's token, limits and jobs folder.
+        self.api_options = api_options or {}
+        #: Call records, their audio and API jobs older than this many days are deleted (0: kept).
+        self.retention_days = retention_days
         self.metrics = Metrics()
         self.calls: dict[str, CallSession] = {}
         self.started = time.monotonic()
