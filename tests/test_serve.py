@@ -41,17 +41,19 @@ FRAME = round(LINE * FRAME_S)
 
 
 class Served:
-    """A ``TelephonyServer`` listening on free ports of 127.0.0.1 (SIP, AudioSocket, HTTP), serving on its own
-    event loop in a background thread until ``stop``."""
+    """A ``TelephonyServer`` listening on free ports of 127.0.0.1 (SIP, AudioSocket, HTTP, or what ``listen``
+    says), serving on its own event loop in a background thread until ``stop``."""
 
-    def __init__(self, server: TelephonyServer):
+    def __init__(self, server: TelephonyServer, listen: Listen | None = None):
         self.server = server
+        self.listen = listen or Listen(sip=(HOST, 0), audiosocket=(HOST, 0), http=(HOST, 0))
         self.loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="telephony-server", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 60
-        while len(server.bound) < 3:
+        listeners = sum(getattr(self.listen, name) is not None for name in ("sip", "audiosocket", "http"))
+        while len(server.bound) < listeners:
             assert self._thread.is_alive(), f"the server did not start: {self.error!r}"
             assert time.monotonic() < deadline, "the server did not start listening within 60 s"
             time.sleep(0.01)
@@ -59,7 +61,7 @@ class Served:
     def _serve(self) -> None:
         async def serve() -> None:
             self.loop = asyncio.get_running_loop()
-            await self.server.run(Listen(sip=(HOST, 0), audiosocket=(HOST, 0), http=(HOST, 0)))
+            await self.server.run(self.listen)
 
         try:
             asyncio.run(serve())
