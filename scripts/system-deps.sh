@@ -3,7 +3,7 @@
 # the telephony tests' real peers: SIPp (sip-tester) and Kamailio.
 # `voiceagent talk` and its tests: PortAudio (libportaudio2, and portaudio19-dev with a C compiler for PyAudio,
 # which builds from source on Linux), and a PulseAudio server whose virtual devices stand in for a sound card.
-# The browser softphone's tests: Debian's Chromium.
+# The browser softphone's tests: Debian's Chromium and Firefox ESR.
 set -euo pipefail
 packages=()
 command -v espeak-ng >/dev/null || packages+=(espeak-ng)
@@ -13,6 +13,7 @@ command -v gcc >/dev/null || packages+=(gcc)
 command -v sipp >/dev/null || packages+=(sip-tester)  # SIPp: the real SIP caller of the telephony tests
 command -v kamailio >/dev/null || packages+=(kamailio)  # the SIP proxy of the scale-out recipe and its test
 command -v chromium >/dev/null || packages+=(chromium)  # the browser the softphone's tests drive (Playwright)
+command -v firefox-esr >/dev/null || packages+=(firefox-esr)  # the same tests in Firefox (over Marionette)
 for package in libasound2-plugins libportaudio2 portaudio19-dev; do  # libraries: asked of dpkg
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || packages+=("$package")
 done

@@ -20,6 +20,7 @@ from pathlib import Path
 from voiceagent.audio import RAW_G711_SUFFIXES, read_audio, write_wav
 from voiceagent.errors import VoiceAgentError
 from voiceagent.files import write_atomically
+from voiceagent.privacy import Redactor
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", *RAW_G711_SUFFIXES}
 CHANNEL_SPEAKERS = ("caller", "agent")
@@ -116,39 +117,83 @@ class ResultsLog:
         self.finished.add(result["call"])
 
 
-def process_call(call: str, path: Path, out: Path, vad, asr, agent=None, tts=None) -> dict:
+def error_result(call: str, file: str | Path, exc: Exception) -> dict:
+    """The result line of a call that failed: our own errors in their words, anything else with its type."""
+    message = str(exc) if isinstance(exc, VoiceAgentError) else f"{type(exc).__name__}: {exc}"
+    return {"call": call, "file": str(file), "status": "error", "error": message}
+
+
+def build_stages(config: dict, model: str | None = None, domain: str | None = None, reply: bool = True, no_lm=False):
+    """(vad, asr, agent, tts) for a batch from the config: ``agent`` and ``tts`` None when it does not reply."""
+    from voiceagent import config as config_module
+
+    vad = config_module.build_vad(config)
+    asr = config_module.build_asr(config, model=model)
+    if not reply:
+        return vad, asr, None, None
+    return vad, asr, config_module.build_agent(config, domain, no_lm=no_lm), config_module.build_tts(config)
+
+
+def load_stages(*stages) -> None:
+    """Load each stage given (None: not used), so that a model that will not load fails before any call runs."""
+    for stage in stages:
+        if stage is not None:
+            stage.load()
+
+
+def process_call(
+    call: str,
+    path: Path,
+    out: Path,
+    vad,
+    asr,
+    agent=None,
+    tts=None,
+    source: str | Path | None = None,
+    *,
+    redactor: Redactor | None = None,
+) -> dict:
     """Transcribe one call (and reply to it, given an agent and a voice) into ``out/<call>/``; the result line,
-    with the error if it failed."""
+    with the error if it failed. ``source``: the file the outputs name, when ``path`` is a copy of it (a Ray
+    worker's). ``redactor`` hides personal data in what is written (default: every kind); the agent's replies
+    are made from what was said."""
     folder = out / call
+    file = str(source or path)
     try:
         duration, turns = transcribe_call(path, vad, asr)
         folder.mkdir(parents=True, exist_ok=True)
         replies = reply_to_call(turns, folder, agent, tts) if agent is not None else None
-    except VoiceAgentError as exc:
-        return {"call": call, "file": str(path), "status": "error", "error": str(exc)}
     except Exception as exc:  # one bad call must never take down the others
-        return {"call": call, "file": str(path), "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        return error_result(call, file, exc)
     transcript = {
         "call": call,
-        "file": str(path),
+        "file": file,
         "duration_s": round(duration, 3),
         "turns": [asdict(t) for t in turns],
     }
     if replies is not None:
         transcript["replies"] = replies
+    redactor = redactor or Redactor()
+    transcript = {**redactor.data(transcript), "call": call, "file": file}  # the names of files stay as they are
     write_atomically(folder / "transcript.json", json.dumps(transcript, indent=2, ensure_ascii=False))
-    write_atomically(folder / "transcript.srt", srt(turns))
-    result = {"call": call, "file": str(path), "status": "ok", "duration_s": round(duration, 3), "turns": len(turns)}
+    write_atomically(folder / "transcript.srt", srt([Turn(**turn) for turn in transcript["turns"]]))
+    result = {"call": call, "file": file, "status": "ok", "duration_s": round(duration, 3), "turns": len(turns)}
     return result if replies is None else {**result, "replies": len(replies)}
 
 
 def run_batch(
-    inputs: Iterable[str | Path], out: Path, vad, asr, agent=None, tts=None, progress: bool = True
+    inputs: Iterable[str | Path],
+    out: Path,
+    vad,
+    asr,
+    agent=None,
+    tts=None,
+    progress: bool = True,
+    *,
+    redactor: Redactor | None = None,
 ) -> list[dict]:
     """Process every call not yet in ``out/results.jsonl``; the results of this run, in order."""
-    for stage in (vad, asr, tts):  # a model that will not load stops the batch here, before any call is marked done
-        if stage is not None:
-            stage.load()
+    load_stages(vad, asr, tts)  # a model that will not load stops the batch here, before any call is marked done
     out.mkdir(parents=True, exist_ok=True)
     log = ResultsLog(out / "results.jsonl")
     pending = [(call, path) for call, path in find_calls(inputs) if call not in log.finished]
@@ -156,7 +201,7 @@ def run_batch(
 
     results = []
     for call, path in tqdm(pending, desc="calls", unit="call", disable=not progress, file=sys.stderr):
-        result = process_call(call, path, out, vad, asr, agent, tts)
+        result = process_call(call, path, out, vad, asr, agent, tts, redactor=redactor)
         log.append(result)
         results.append(result)
         if result["status"] == "error":

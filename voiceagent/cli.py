@@ -50,21 +50,46 @@ def cmd_say(args, config) -> int:
 
 
 def cmd_batch(args, config) -> int:
-    from voiceagent.batch import run_batch
+    from voiceagent.batch import build_stages, run_batch
 
-    vad = config_module.build_vad(config)
-    asr = config_module.build_asr(config, model=args.model)
-    agent = tts = None
-    if not args.no_reply:
-        agent = config_module.build_agent(config, args.domain, no_lm=args.no_lm)
-        tts = config_module.build_tts(config)
-    results = run_batch(args.inputs, Path(args.out), vad, asr, agent, tts, progress=not args.quiet)
+    stages = dict(config=config, model=args.model, domain=args.domain, reply=not args.no_reply, no_lm=args.no_lm)
+    redactor = _log_to_stderr(config, "WARNING")
+    if args.ray:
+        from voiceagent.cluster import run_batch_on_ray
+
+        stages["domain"] = str(config_module.domain_path(config, args.domain).resolve())  # workers run elsewhere
+        run = run_batch_on_ray(
+            args.inputs, Path(args.out), stages, args.ray, args.ray_workers, not args.quiet, redactor=redactor
+        )
+        for worker in run.workers:
+            print(
+                f"ray worker {worker['pid']} on {worker['host']}: {worker['calls']} calls in {worker['busy_s']:.1f} s,"
+                f" models loaded {worker['stage_builds']}x in {worker['load_s']:.1f} s",
+                file=sys.stderr,
+            )
+        results = run.results
+    else:
+        results = run_batch(
+            args.inputs, Path(args.out), *build_stages(**stages), progress=not args.quiet, redactor=redactor
+        )
     failed = sum(r["status"] == "error" for r in results)
     print(
         f"{len(results) - failed} calls done, {failed} failed; results in {Path(args.out) / 'results.jsonl'}",
         file=sys.stderr,
     )
     return 1 if failed else 0
+
+
+def _log_to_stderr(config: dict, level: str):
+    """Log lines to stderr, each redacted as [privacy] says; the redactor."""
+    import logging
+
+    from voiceagent.privacy import Redactor, redact_logs
+
+    redactor = Redactor.from_config(config["privacy"])
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    redact_logs(redactor)
+    return redactor
 
 
 def cmd_chat(args, config) -> int:
@@ -147,6 +172,16 @@ def cmd_bench_calls(args, config) -> int:
     return 0
 
 
+def cmd_bench_batch(args, config) -> int:
+    from voiceagent.bench.batch import DEFAULT_INPUTS, format_table, run_batch_bench
+
+    result = run_batch_bench(
+        config, args.inputs or DEFAULT_INPUTS, args.ray, args.ray_workers, repeat=args.repeat, runs=args.runs
+    )
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
 #: Names `talk` gives the marks of a reply's latency, where it shortens them.
 LATENCY_NAMES = {"reply_start": "start", "first_audio_ready": "tts", "first_audio": "playout"}
 
@@ -155,9 +190,12 @@ class TalkView:
     """A live call in the terminal: the caller's words as they are recognised (in place on a terminal), then a
     line for each thing said and each reply's latency. Called from the session's threads."""
 
-    def __init__(self, out=None):
+    def __init__(self, out=None, redactor=None):
         self.out = out or sys.stdout
         self.tty = self.out.isatty()
+        # On a terminal the caller reads their own words as they say them (nothing is kept, and they see whether
+        # their number was heard right); written to a file or a pipe, the lines are redacted like any log.
+        self.redactor = None if self.tty else redactor
         self._lock = threading.Lock()
         self._partial_shown = False
 
@@ -171,6 +209,8 @@ class TalkView:
         line = self.line(kind, data)
         if line is None:
             return
+        if self.redactor is not None:
+            line = self.redactor.text(line)
         with self._lock:
             if self._partial_shown:
                 self.out.write("\r\x1b[K")
@@ -214,11 +254,13 @@ def cmd_talk(args, config) -> int:
     if args.domain:
         config = {**config, "dialogue": {**config["dialogue"], "domain": args.domain}}
     records = Path(args.records)
+    redactor = _log_to_stderr(config, "WARNING")
     # The devices first: a wrong one is reported before the models load.
     with local.LocalLine(args.backend, args.input_device, args.output_device, args.sample_rate) as line:
         engine = Engine.from_config(config, records=records, no_lm=args.no_lm)
         engine.rules = dataclasses.replace(engine.rules, echo_guard=args.echo)
-        session = engine.open_call(line.sample_rate, transport=f"local {args.backend}", on_event=TalkView())
+        view = TalkView(redactor=redactor)
+        session = engine.open_call(line.sample_rate, transport=f"local {args.backend}", on_event=view)
         print(
             f"talking: microphone {line.input.name}, speaker {line.output.name}, {line.sample_rate} Hz "
             f"({args.backend}); Ctrl-C hangs up",
@@ -237,7 +279,7 @@ def cmd_serve(args, config) -> int:
     from voiceagent.conversation.session import Engine
     from voiceagent.telephony.server import Listen, TelephonyServer, address
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    _log_to_stderr(config, "INFO")
     for noisy in ("faster_whisper", "bm25s"):  # a line per decode, per index
         logging.getLogger(noisy).setLevel(logging.WARNING)
     serve = config["serve"]
@@ -246,7 +288,10 @@ def cmd_serve(args, config) -> int:
         value = serve[key] if option is None else option
         return address(value) if value else None
 
-    listen = Listen(listener(args.sip, "sip"), listener(args.audiosocket, "audiosocket"), listener(args.http, "http"))
+    tls = (serve["tls_cert"], serve["tls_key"]) if serve["tls_cert"] or serve["tls_key"] else None
+    listen = Listen(
+        listener(args.sip, "sip"), listener(args.audiosocket, "audiosocket"), listener(args.http, "http"), tls
+    )
     engine = Engine.from_config(config, records=Path(serve["records"]), no_lm=args.no_lm)
     server = TelephonyServer(
         engine,
@@ -256,6 +301,43 @@ def cmd_serve(args, config) -> int:
         retention_days=config["privacy"]["retention_days"],
     )
     asyncio.run(server.run(listen))
+    return 0
+
+
+def cmd_records(args, config) -> int:
+    from voiceagent import privacy
+
+    records = Path(args.records or config["serve"]["records"])
+    if args.records_command == "list":
+        for record in privacy.records_in(records):
+            turns = sum(t.get("role") == "caller" for t in record.get("turns", []))
+            audio = record.get("audio", "-")
+            print(
+                f"{record['call_id']}  {record.get('started_at', '-')}  {record.get('transport') or '-'}  "
+                f"{turns} caller turns  {record.get('end_reason') or 'in progress'}  audio: {audio}"
+            )
+        return 0
+    if args.records_command == "show":
+        path = records / f"{privacy.record_name(args.id)}.json"
+        if not path.is_file():
+            _print_error(f"no call record {args.id!r} in {records}")
+            return 1
+        print(path.read_text(encoding="utf-8"))
+        return 0
+    jobs = Path(args.jobs or config["api"]["jobs"])
+    outputs = [Path(folder) for folder in args.batch_out] + privacy.job_folders(jobs)
+    if args.call is not None:
+        removed = privacy.purge_call(args.call, records, outputs)
+    else:
+        removed = privacy.purge_older_than(args.older_than, records, outputs)
+    for path in removed:
+        print(f"{path}: the call's line" if path.name == "results.jsonl" and args.call else path)
+    if not removed and args.call is not None:
+        places = ", ".join(str(p) for p in [records, *outputs])
+        _print_error(f"nothing of call {args.call!r} found in {places}")
+        return 1
+    if not removed:
+        print(f"nothing older than {args.older_than:g} days", file=sys.stderr)
     return 0
 
 
@@ -289,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reply", action="store_true", help="transcribe only: no agent replies")
     p.add_argument("--no-lm", action="store_true", help="replies from rules, tools and the knowledge base only")
     p.add_argument("--domain", help="the domain the agent answers for (default: configs/domains/shop.toml)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="process the calls on a Ray cluster (HOST:PORT of its head; alone: a local one for this run)",
+    )
+    p.add_argument("--ray-workers", type=int, metavar="N", help="Ray workers, each its models (default: one per CPU)")
     p.set_defaults(run=cmd_batch)
 
     p = commands.add_parser("chat", help="a text conversation with the agent, the agent greeting first")
@@ -325,6 +415,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lm", action="store_true", help="rules, tools and the knowledge base only")
     p.set_defaults(run=cmd_serve)
 
+    records = commands.add_parser("records", help="call records: list, show, purge").add_subparsers(
+        dest="records_command", required=True
+    )
+    records_help = "the folder of call records (default: [serve] records)"
+    p = records.add_parser("list", help="every call record: id, start, transport, turns, end")
+    p.add_argument("--records", help=records_help)
+    p.set_defaults(run=cmd_records)
+    p = records.add_parser("show", help="one call record, as JSON")
+    p.add_argument("id", help="the call id")
+    p.add_argument("--records", help=records_help)
+    p.set_defaults(run=cmd_records)
+    p = records.add_parser("purge", help="delete one caller's data everywhere, or everything older than N days")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--call", help="the call id: its record, its audio, and its outputs in batch folders")
+    which.add_argument("--older-than", type=float, metavar="DAYS", help="every record and job older than this")
+    p.add_argument("--records", help=records_help)
+    p.add_argument("--batch-out", action="append", default=[], metavar="DIR", help="a `voiceagent batch --out` folder")
+    p.add_argument("--jobs", help="the API's jobs folder, every job in it (default: [api] jobs)")
+    p.set_defaults(run=cmd_records)
+
     p = commands.add_parser("models", help="the models voiceagent knows, and whether they are installed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_models)
@@ -357,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench_calls)
+    p = bench.add_parser("batch", help="batch throughput on one machine beside a Ray cluster, on the same calls")
+    p.add_argument("inputs", nargs="*", help="audio files or folders of them (default: audio_fixtures)")
+    p.add_argument("--ray", metavar="ADDRESS", help="HOST:PORT of a Ray cluster's head (default: a local one)")
+    p.add_argument("--ray-workers", type=int, default=2, metavar="N", help="Ray workers (default: 2)")
+    p.add_argument("--repeat", type=int, default=3, help="each input taken this many times, as distinct calls")
+    p.add_argument("--runs", type=int, default=1, help="timed runs of each side; the medians are reported")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench_batch)
     return parser
 
 

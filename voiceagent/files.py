@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (written beside it, flushed to disk, then renamed over it)."""
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` (text, or bytes as they are) in one step (written beside it, flushed to disk,
+    then renamed over it)."""
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as f:
-        f.write(text)
+    with open(partial, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
     partial.replace(path)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime
 import json
 import queue
-import re
 import threading
 import time
 import uuid
@@ -39,11 +38,15 @@ import numpy as np
 from voiceagent.audio import Audio
 from voiceagent.components.tts import split_sentences
 from voiceagent.conversation.endpointer import Endpointer, EndpointRules, Event
+from voiceagent.conversation.recording import CallRecording
 from voiceagent.dialogue.agent import meaningful_words
 from voiceagent.dialogue.state import CallState, TurnRecord
 from voiceagent.files import write_atomically
+from voiceagent.privacy import Redactor, record_name
 
 ASR_RATE = 16000
+#: Slack around a caller turn silenced in the call's audio (VAD decisions and resampling lag the sound a little).
+SILENCE_MARGIN_S = 0.3
 #: Once a frame is speech, the next one is too if its probability is at most this far under the VAD's threshold.
 HYSTERESIS = 0.15
 #: How fast the echo guard learns the level of the echo (per frame heard while the agent plays).
@@ -98,11 +101,25 @@ class ConversationRules:
 class Engine:
     """The loaded stages, shared by every call one process serves."""
 
-    def __init__(self, vad, asr, agent, tts, rules: ConversationRules | None = None, records: Path | None = None):
+    def __init__(
+        self,
+        vad,
+        asr,
+        agent,
+        tts,
+        rules: ConversationRules | None = None,
+        records: Path | None = None,
+        redactor: Redactor | None = None,
+        record_audio: bool = True,
+    ):
         self.vad, self.asr, self.agent, self.tts = vad, asr, agent, tts
         self.rules = rules or ConversationRules()
         #: Folder of call records (``<call id>.json``); None keeps them in memory only.
         self.records = records
+        #: What the records hide ([privacy] redact); the calls themselves work on what was said.
+        self.redactor = redactor or Redactor()
+        #: Whether each call's audio, both sides, goes beside its record (``<call id>.wav``).
+        self.record_audio = record_audio
         self._recognising = 0  # transcriptions running now, over all calls
         self._recognising_lock = threading.Lock()
 
@@ -110,6 +127,7 @@ class Engine:
     def from_config(cls, config: dict, records: Path | None = None, no_lm: bool = False) -> Engine:
         from voiceagent import config as config_module
 
+        privacy = config.get("privacy", {})
         return cls(
             config_module.build_vad(config),
             config_module.build_asr(config),
@@ -117,6 +135,8 @@ class Engine:
             config_module.build_tts(config),
             ConversationRules.from_config(config.get("conversation", {})),
             records,
+            Redactor.from_config(privacy),
+            privacy.get("record_audio", True),
         )
 
     def load(self) -> None:
@@ -275,6 +295,14 @@ class CallSession:
         self._played_samples = 0
         self._echo_gain = 1.0  # the echo's level over the playback's; learnt while the agent plays
         self._listener = _Worker(f"listener-{self.call_id[:8]}", inline)
+        self._recording = None
+        if engine.records is not None and engine.record_audio:
+            self._recording = CallRecording(engine.records / f"{record_name(self.call_id)}.wav", sample_rate)
+        self._listened = 0  # caller samples (16 kHz) through the VAD so far
+        self._turn_spans: dict[int, list[int]] = {}  # each caller turn's [start, end] in the recording's samples
+        #: Set once everything about the call is written (its record, and its audio once the transcripts still
+        #: running when it ended have silenced what they must).
+        self.finished = threading.Event()
         self._speaker = _Worker(f"speaker-{self.call_id[:8]}", inline)
 
     # Transport side -------------------------------------------------------------------------------------------
@@ -288,6 +316,9 @@ class CallSession:
         if self.ended.is_set():
             return
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self._recording is not None:
+            with self._lock:
+                self._recording.caller(samples)
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         with self._lock:
@@ -325,6 +356,8 @@ class CallSession:
                     reply.heard.append(chunk.sentence)
             if self.rules.echo_guard != "off" and count:
                 self._remember_played(out)
+            if self._recording is not None and not self.ended.is_set():
+                self._recording.agent(out)
             if reply is not None and reply.generated and not reply.chunks and not self._paused:
                 self._reply_played(reply)
         return out
@@ -353,8 +386,8 @@ class CallSession:
         self._end(reason)
 
     def wait(self, timeout_s: float | None = None) -> bool:
-        """Block until the call has ended; whether it has."""
-        return self.ended.wait(timeout_s)
+        """Block until the call has ended and everything about it is written; whether it has."""
+        return self.finished.wait(timeout_s)
 
     @property
     def busy(self) -> bool:
@@ -366,6 +399,7 @@ class CallSession:
 
     def _on_frame(self, frame: np.ndarray, speech: bool) -> None:
         now = self.clock()
+        self._listened += len(frame)
         speech = self._echo_guard(frame, speech)
         endpointer = self._endpointer
         was_in_turn = endpointer.in_turn
@@ -419,6 +453,8 @@ class CallSession:
         self._last_speech_at = now
         self._partial_at = 0
         self._transcriptions = []
+        start = self._listened - len(self._turn_audio) * self._frame
+        self._turn_spans[self._turn_number] = [self._recorded_at(start - SILENCE_MARGIN_S * ASR_RATE)] * 2
         if self._reply is not None and not self._reply.interrupted and not self._paused:
             self._paused = True  # the caller may be interrupting
             self._reply.marks.setdefault("barge_in", now)
@@ -426,6 +462,7 @@ class CallSession:
 
     def _turn_ended(self, now: float, event: Event) -> None:
         marks = {"end_of_speech": self._last_speech_at, "endpoint": now}
+        self._turn_spans[self._turn_number][1] = self._recorded_at(self._listened + SILENCE_MARGIN_S * ASR_RATE)
         if (early := self._early_transcription()) is None:
             self._transcribe("final", marks)
         else:
@@ -452,7 +489,7 @@ class CallSession:
         with self._lock:
             awaited = self._waiting_final is not None and self._waiting_final[1] is wanted
             newest = wanted.turn == self._turn_number and self._transcriptions[-1] is wanted
-        if not (awaited or newest):
+        if not (awaited or (newest and not self.ended.is_set())):
             return  # a newer transcript of this turn is asked for already, or the turn is over
         text = self.engine.transcribe(audio, partial=wanted.kind == "partial")
         if text is None:
@@ -471,6 +508,10 @@ class CallSession:
         (marks, transcription), self._waiting_final = self._waiting_final, None
         marks["transcript"] = self.clock()
         text = transcription.text or ""
+        if self._recording is not None and "card" in self.engine.redactor.found(text):
+            self._recording.silence_caller(*self._turn_spans[transcription.turn])  # PCI: no card in the audio
+        if self.ended.is_set():
+            return  # the caller's last words, transcribed after the hang-up for the audio's sake alone
         reply = self._reply
         if reply is not None and not reply.interrupted:
             if not self._enough_words(text):
@@ -485,6 +526,10 @@ class CallSession:
         self._reprompts = 0
         self.on_event("caller", {"text": text})
         self._speaker.submit(self._speak, "reply", text, None, marks)
+
+    def _recorded_at(self, listened: float) -> int:
+        """The place in the call's audio (at the line's rate) of a point of the caller's 16 kHz audio."""
+        return max(0, int(listened * self.sample_rate / ASR_RATE))
 
     def _enough_words(self, text: str) -> bool:
         words = [w for w in meaningful_words(text) if w not in BACKCHANNELS]
@@ -649,9 +694,19 @@ class CallSession:
                 self._reply.cancel.set()
             self._save()
             self.ended.set()
+            if self._recording is not None and self._endpointer.in_turn:
+                self._turn_ended(self.clock(), Event.END_OF_TURN)  # transcribed, to silence a card said at the end
+        # The audio is closed once the transcripts asked for so far have run: they may silence some of it.
+        self._listener.submit(self._finish)
         self._listener.close()
         self._speaker.close()
         self.on_event("ended", {"reason": reason})
+
+    def _finish(self) -> None:
+        with self._lock:
+            if self._recording is not None:
+                self._recording.close()
+        self.finished.set()
 
     # The record -------------------------------------------------------------------------------------------------
 
@@ -664,18 +719,19 @@ class CallSession:
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "end_reason": self.end_reason,
             "transfer_to": self.transfer_to,
+            **({"audio": self._recording.path.name} if self._recording is not None else {}),
             **self.state.to_dict(),
         }
 
     def _save(self) -> None:
+        """Write the record, redacted; the call id and the audio's name stay as they are: they name the files."""
         if self.engine.records is not None:
             with self._lock:  # the speaker thread and the one that ends the call may both save
-                text = json.dumps(self.record(), indent=1, ensure_ascii=False, default=str)
-                write_atomically(self.engine.records / f"{_safe(self.call_id)}.json", text)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120]
+                record = self.record()
+                names = {key: record[key] for key in ("call_id", "audio") if key in record}
+                redacted = {**self.engine.redactor.data(record), **names}
+                text = json.dumps(redacted, indent=1, ensure_ascii=False, default=str)
+                write_atomically(self.engine.records / f"{record_name(self.call_id)}.json", text)
 
 
 def _latency(marks: dict[str, float]) -> dict[str, float]:

@@ -1,5 +1,6 @@
-"""The HTTP side of the server (aiohttp): ``GET /health``, Prometheus ``GET /metrics``, and Twilio Media Streams
-on the WebSocket ``/media`` (point a TwiML ``<Connect><Stream url="wss://.../media">`` at it).
+"""The HTTP side of the server (aiohttp): ``GET /health``, Prometheus ``GET /metrics``, Twilio Media Streams
+on the WebSocket ``/media`` (point a TwiML ``<Connect><Stream url="wss://.../media">`` at it), the browser
+softphone and call console (voiceagent/web/softphone.py) and the API under ``/api/`` (voiceagent/web/api.py).
 
 A media stream is one call: ``start`` opens it (the callSid is the call id), ``media`` carries the caller's
 mu-law, ``dtmf`` their keys, ``stop`` or a closed socket hangs up. The agent's voice goes back as 20 ms ``media``
@@ -12,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 
 from aiohttp import WSMsgType, web
 
 from voiceagent.audio import Audio
+from voiceagent.errors import ConfigError
 from voiceagent.g711 import MULAW
 from voiceagent.telephony import twilio
 from voiceagent.telephony.pacing import FRAME_S, pace
 from voiceagent.telephony.server import TelephonyServer
+from voiceagent.web import api, softphone
 
 log = logging.getLogger("voiceagent.serve")
 RATE = 8000
@@ -27,16 +31,28 @@ FRAME = round(RATE * FRAME_S)
 SERVER = web.AppKey("server", TelephonyServer)
 
 
-async def start(server: TelephonyServer, host: str, port: int):
+async def start(server: TelephonyServer, host: str, port: int, tls: tuple[str, str] | None = None):
+    """Serve HTTP (HTTPS with ``tls``: certificate and key files) until the returned cleanup is awaited."""
     app = web.Application()
     app[SERVER] = server
     app.add_routes([web.get("/health", _health), web.get("/metrics", _metrics), web.get("/media", _media_stream)])
+    softphone.setup(app, server)
+    api.setup(app, server)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=_tls_context(*tls) if tls else None)
     await site.start()
     server.bound["http"] = runner.addresses[0][:2]
     return runner.cleanup
+
+
+def _tls_context(certificate: str, key: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certificate, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"[serve] tls_cert / tls_key: cannot load {certificate} and {key}: {exc}") from None
+    return context
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -24,6 +24,8 @@ from voiceagent.conversation.session import CallSession, Engine
 from voiceagent.telephony.metrics import Metrics
 
 log = logging.getLogger("voiceagent.serve")
+#: How often call data past the retention period is deleted.
+RETENTION_EVERY_S = 3600.0
 
 
 def pcm16_bytes(samples: np.ndarray) -> bytes:
@@ -43,6 +45,9 @@ class Listen:
     sip: tuple[str, int] | None = None
     audiosocket: tuple[str, int] | None = None
     http: tuple[str, int] | None = None
+    #: (certificate, key) PEM files: HTTPS on the http listener (browsers give a page the microphone only over
+    #: HTTPS, or from 127.0.0.1 / localhost).
+    http_tls: tuple[str, str] | None = None
 
 
 def address(text: str) -> tuple[str, int]:
@@ -128,16 +133,37 @@ class TelephonyServer:
         if listen.audiosocket:
             closers.append(await audiosocket_server.start(self, *listen.audiosocket))
         if listen.http:
-            closers.append(await http_server.start(self, *listen.http))
+            closers.append(await http_server.start(self, *listen.http, tls=listen.http_tls))
         log.info("listening: %s", ", ".join(f"{name} {host}:{port}" for name, (host, port) in self.bound.items()))
+        retention = asyncio.create_task(self._keep_retention()) if self.retention_days > 0 else None
         try:
             await self._stopping.wait()
         finally:
+            if retention is not None:
+                retention.cancel()
             for session in list(self.calls.values()):
                 self.call_ended(session, "server stopped")
             for close in closers:
                 await close()
             log.info("stopped")
+
+    async def _keep_retention(self) -> None:
+        """Delete call records, their audio and API jobs older than ``retention_days``: now, then every hour."""
+        from pathlib import Path
+
+        from voiceagent.privacy import job_folders, purge_older_than
+
+        while True:
+            jobs = self.api_options.get("jobs")
+            folders = job_folders(Path(jobs) if jobs else None)
+            try:
+                removed = await asyncio.to_thread(purge_older_than, self.retention_days, self.engine.records, folders)
+            except OSError as exc:  # a file in use, a folder gone: the next round tries again
+                log.warning("retention: %s", exc)
+            else:
+                if removed:
+                    log.info("retention: removed %d files and folders past %g days", len(removed), self.retention_days)
+            await asyncio.sleep(RETENTION_EVERY_S)
 
     def stop(self) -> None:
         if self._stopping is not None:

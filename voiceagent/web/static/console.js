@@ -23,7 +23,7 @@ function outcome(call) {
 async function refresh() {
   const response = await api("/api/calls");
   if (!response.ok) return;
-  const { calls } = await response.json();
+  const calls = await response.json();
   document.getElementById("count").textContent = `(${calls.length})`;
   document.getElementById("empty").hidden = calls.length > 0;
   rows.replaceChildren(
@@ -74,7 +74,7 @@ async function show(callId, reloadAudio = true) {
   );
   document.getElementById("turns").replaceChildren(...record.turns.map(turnItem));
   const recording = document.getElementById("recording");
-  recording.hidden = !record.audio || record.active;
+  recording.hidden = !record.has_audio;
   if (!recording.hidden && reloadAudio) audio.src = withToken(`/api/calls/${encodeURIComponent(callId)}/audio`);
 }
 
@@ -83,7 +83,7 @@ function turnItem(turn) {
   const text = turn.text || (turn.dtmf ? `[keys ${turn.dtmf}]` : "");
   item.append(element("span", "role", turn.role === "caller" ? "Caller" : "Agent"), element("span", "text", text));
   const notes = [];
-  if (turn.role === "caller" && turn.sentiment !== null) notes.push(`${mood(turn.sentiment)} (${turn.sentiment.toFixed(2)})`);
+  if (turn.role === "caller" && turn.sentiment !== null && !turn.dtmf) notes.push(`${mood(turn.sentiment)} (${turn.sentiment.toFixed(2)})`);
   if (turn.intent) notes.push(turn.intent);
   if (turn.interrupted) notes.push(`interrupted; unheard: ${turn.unheard || "nothing"}`);
   if (notes.length) item.append(element("span", "notes", notes.join(" · ")));
