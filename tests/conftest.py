@@ -1,9 +1,12 @@
+import gc
+import logging
 import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import PulseAudio, Served
 
 from voiceagent.audio import Audio
 
@@ -117,3 +120,37 @@ def models_dir(tmp_path_factory) -> Path:
         path = tmp_path_factory.mktemp("models-cache")
         patch.setenv("VOICEAGENT_MODELS_DIR", str(path))
         yield path
+
+
+@pytest.fixture
+def serve(config, short_domain, tmp_path, fast_asr, caplog):
+    """Start a ``Served`` server (``max_calls``, SIP options) with records in ``tmp_path / "records"``, no language
+    model; at the end it stops, and must not have logged an error (an exception in a task, a handler that failed)."""
+    from voiceagent.conversation.session import Engine
+    from voiceagent.telephony.server import TelephonyServer
+
+    running: list[Served] = []
+
+    def start(max_calls: int = 8, **sip_options) -> Served:
+        test_config = {**config, "dialogue": {**config["dialogue"], "domain": str(short_domain)}}
+        engine = Engine.from_config(test_config, records=tmp_path / "records", no_lm=True)
+        engine.asr = fast_asr
+        running.append(Served(TelephonyServer(engine, max_calls=max_calls, sip_options=sip_options)))
+        return running[-1]
+
+    yield start
+    for served in running:
+        served.stop()
+    gc.collect()  # a failed task nobody awaited is logged when it is collected
+    assert [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR] == []
+
+
+@pytest.fixture
+def pulse(tmp_path):
+    """A private PulseAudio server (see ``servers.PulseAudio``), stopped at the end."""
+    missing = [tool for tool in ("pulseaudio", "pactl", "paplay", "parec") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run scripts/system-deps.sh")
+    server = PulseAudio(tmp_path / "run")
+    yield server
+    server.stop()

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 import schemathesis
 from conftest import DETERMINISTIC, ROOT
-from test_serve import LINE, Served, TwilioPeer, media_url, serve  # noqa: F401 (serve: the fixture)
+from servers import Served
+from test_serve import LINE, TwilioPeer, media_url
 
 from voiceagent.audio import Audio, write_wav
 from voiceagent.conversation.session import Engine

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from voiceagent.dialogue.slots import parse_digits
 from voiceagent.errors import ConfigError
 from voiceagent.privacy import (
-    Redactor,
     RedactingFilter,
+    Redactor,
     luhn_valid,
     purge_call,
     purge_older_than,
@@ -151,7 +151,7 @@ def said(draw, digits: str) -> str:
         if style == "mixed" and draw(st.booleans()):
             pieces.append(group)
         else:
-            for position, digit in enumerate(group):
+            for digit in group:
                 word = "oh" if digit == "0" and draw(st.booleans()) else WORDS[int(digit)]
                 pieces.append(word)
         index += 4
@@ -254,7 +254,7 @@ def test_metrics_labels_carry_no_call_data(domain, tmp_path):
         caller.run(session, [parse_line(CARD_PHRASE), parse_line("where is my order")], ToneVoice(), greeting=False)
         server.call_ended(session)
     metrics = server.metrics.render().decode()
-    assert "voiceagent_turns_total{transport=\"sip\"} 2.0" in metrics  # the replies were counted
+    assert 'voiceagent_turns_total{transport="sip"} 2.0' in metrics  # the replies were counted
     labels = set(re.findall(r'\w+="([^"]*)"', metrics))
     assert labels <= {"sip", "call_limit", "duplicate_call"} | {str(b) for b in (0.3, 0.5, 0.7, 0.9, 1.1, 1.5)} | {
         "2.0",
@@ -336,7 +336,13 @@ def test_purge_older_than(tmp_path):
     age(old_job, 40)
     age(mixed / "old_call", 40)
     removed = purge_older_than(30, records, [old_job, new_job, mixed])
-    assert set(removed) == {records / "old.json", records / "old.wav", old_job, mixed / "old_call", mixed / "results.jsonl"}
+    assert set(removed) == {
+        records / "old.json",
+        records / "old.wav",
+        old_job,
+        mixed / "old_call",
+        mixed / "results.jsonl",
+    }
     assert sorted(p.name for p in records.iterdir()) == ["new.json", "new.wav"]
     assert not old_job.exists() and (new_job / "b").is_dir()
     assert [json.loads(line)["call"] for line in (mixed / "results.jsonl").read_text().splitlines()] == ["new_call"]
@@ -348,8 +354,9 @@ def test_records_command(cli, tmp_path):
     records = tmp_path / "records"
     records.mkdir()
     for call, started in (("call-b", "2025-01-02T10:00:00+00:00"), ("call-a", "2025-01-01T10:00:00+00:00")):
-        record = {"call_id": call, "started_at": started, "transport": "sip", "end_reason": "caller hung up",
-                  "audio": f"{call}.wav", "turns": [{"role": "caller", "text": "hi"}, {"role": "agent", "text": "hello"}]}  # fmt: skip
+        turns = [{"role": "caller", "text": "hi"}, {"role": "agent", "text": "hello"}]
+        record = {"call_id": call, "started_at": started, "transport": "sip", "end_reason": "caller hung up"}
+        record.update(audio=f"{call}.wav", turns=turns)
         (records / f"{call}.json").write_text(json.dumps(record))
         (records / f"{call}.wav").write_bytes(b"RIFF")
     (records / "junk.json").write_text("not json")
@@ -362,7 +369,9 @@ def test_records_command(cli, tmp_path):
     assert code == 0 and json.loads(out)["call_id"] == "call-a"
     code, _, err = cli("records", "show", "nobody", "--records", records)
     assert code == 1 and "no call record 'nobody'" in err
-    code, out, _ = cli("records", "purge", "--call", "call-a", "--records", records, "--batch-out", batch, "--jobs", jobs)
+    code, out, _ = cli(
+        "records", "purge", "--call", "call-a", "--records", records, "--batch-out", batch, "--jobs", jobs
+    )
     assert code == 0
     assert set(out.splitlines()) == {
         str(records / "call-a.json"),
@@ -391,7 +400,9 @@ def test_the_server_keeps_the_retention_period(domain, tmp_path):
     age(records / "old.json", 3)
     old_job = make_batch_out(tmp_path / "jobs" / "old", ["a"], uploads=True)
     age(old_job, 3)
-    server = TelephonyServer(tone_engine(domain, records), api_options={"jobs": str(tmp_path / "jobs")}, retention_days=2)
+    server = TelephonyServer(
+        tone_engine(domain, records), api_options={"jobs": str(tmp_path / "jobs")}, retention_days=2
+    )
 
     async def serve():
         task = asyncio.create_task(server.run(Listen()))

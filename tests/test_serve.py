@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import gc
 import json
-import logging
 import socket
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import deque
 
@@ -26,96 +21,16 @@ import aiohttp
 import numpy as np
 import pytest
 from conftest import heard_words, words
-from prometheus_client.parser import text_string_to_metric_families
+from servers import HOST, Served
 
 from voiceagent.audio import Audio
-from voiceagent.conversation.session import Engine
 from voiceagent.g711 import MULAW
 from voiceagent.telephony import audiosocket, sip, twilio
 from voiceagent.telephony.pacing import FRAME_S
-from voiceagent.telephony.server import Listen, TelephonyServer, pcm16_bytes, samples_of
+from voiceagent.telephony.server import pcm16_bytes, samples_of
 
-HOST = "127.0.0.1"
 LINE = 8000
 FRAME = round(LINE * FRAME_S)
-
-
-class Served:
-    """A ``TelephonyServer`` listening on free ports of 127.0.0.1 (SIP, AudioSocket, HTTP, or what ``listen``
-    says), serving on its own event loop in a background thread until ``stop``."""
-
-    def __init__(self, server: TelephonyServer, listen: Listen | None = None):
-        self.server = server
-        self.listen = listen or Listen(sip=(HOST, 0), audiosocket=(HOST, 0), http=(HOST, 0))
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._serve, name="telephony-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        listeners = sum(getattr(self.listen, name) is not None for name in ("sip", "audiosocket", "http"))
-        while len(server.bound) < listeners:
-            assert self._thread.is_alive(), f"the server did not start: {self.error!r}"
-            assert time.monotonic() < deadline, "the server did not start listening within 60 s"
-            time.sleep(0.01)
-
-    def _serve(self) -> None:
-        async def serve() -> None:
-            self.loop = asyncio.get_running_loop()
-            await self.server.run(self.listen)
-
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def address(self, listener: str) -> tuple[str, int]:
-        return self.server.bound[listener]
-
-    def stop(self) -> None:
-        if self.loop is not None and self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.server.stop)
-        self._thread.join(20)
-        assert not self._thread.is_alive(), "the server did not stop within 20 s"
-        assert self.error is None, f"the server failed: {self.error!r}"
-
-    def get(self, path: str) -> tuple[int, str, str]:
-        """GET ``path`` from the HTTP listener: status, content type, body."""
-        host, port = self.address("http")
-        try:
-            with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as response:
-                return response.status, response.headers.get_content_type(), response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get_content_type(), exc.read().decode()
-
-    def metric(self, name: str, **labels: str) -> float:
-        """A sample of ``GET /metrics`` (0 when it is not there yet)."""
-        _, _, text = self.get("/metrics")
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    return sample.value
-        return 0.0
-
-
-@pytest.fixture
-def serve(config, short_domain, tmp_path, fast_asr, caplog):
-    """Start a ``Served`` server (``max_calls``, SIP options) with records in ``tmp_path / "records"``; at the end
-    it stops, and must not have logged an error (an exception in a task, a handler that failed)."""
-    running: list[Served] = []
-
-    def start(max_calls: int = 8, **sip_options) -> Served:
-        test_config = {**config, "dialogue": {**config["dialogue"], "domain": str(short_domain)}}
-        engine = Engine.from_config(test_config, records=tmp_path / "records", no_lm=True)
-        engine.asr = fast_asr
-        running.append(Served(TelephonyServer(engine, max_calls=max_calls, sip_options=sip_options)))
-        return running[-1]
-
-    yield start
-    for served in running:
-        served.stop()
-    gc.collect()  # a failed task nobody awaited is logged when it is collected
-    assert [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR] == []
 
 
 # HTTP ---------------------------------------------------------------------------------------------------------

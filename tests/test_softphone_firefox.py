@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from conftest import heard_words
-from test_serve import caller_turns, serve  # noqa: F401
+from test_serve import caller_turns
 from test_softphone import ARTIFACTS, COUNT_VOICE
-from test_talk import AgentRecording, pulse, said  # noqa: F401
+from test_talk import AgentRecording, said
 
 from voiceagent.audio import Audio
 

@@ -6,8 +6,6 @@ The fast tests here need neither PulseAudio nor a sound card: device selection i
 """
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DETERMINISTIC, ROOT, heard_words
+from servers import PulseAudio
 
 from voiceagent.audio import Audio, write_wav
 from voiceagent.cli import TalkView
@@ -121,47 +120,6 @@ BLOCK = 320  # 20 ms at 16 kHz
 FINISHED_S = 1.2
 
 
-class PulseAudio:
-    """A PulseAudio server of the test's own: caller_in (the caller speaks here; the agent's microphone is its
-    monitor) and agent_out (the agent's speaker), the defaults."""
-
-    def __init__(self, runtime_dir: Path):
-        runtime_dir.mkdir(mode=0o700)
-        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir)}
-        self.env.pop("PULSE_SERVER", None)
-        self.server = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--load=module-native-protocol-unix"]
-            + [f"--log-target=file:{runtime_dir / 'pulseaudio.log'}"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while self.pactl("info", check=False).returncode != 0:
-            if self.server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"PulseAudio did not start: {(runtime_dir / 'pulseaudio.log').read_text()[-2000:]}")
-            time.sleep(0.05)
-        self.pactl("load-module", "module-null-sink", "sink_name=caller_in")
-        self.pactl("load-module", "module-null-sink", "sink_name=agent_out")
-        self.pactl("set-default-source", "caller_in.monitor")
-        self.pactl("set-default-sink", "agent_out")
-
-    def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, check=check, timeout=10)
-
-    def say(self, wav: Path) -> None:
-        """The caller speaks (returns once the words are out)."""
-        subprocess.run(["paplay", "--device=caller_in", str(wav)], env=self.env, check=True, timeout=30)
-
-    def stop(self) -> None:
-        self.server.terminate()
-        try:
-            self.server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-            self.server.wait()
-
-
 class Talk:
     """`voiceagent talk` on the test's PulseAudio server (no language model, steady Piper), its output in files."""
 
@@ -239,16 +197,6 @@ class AgentRecording:
         self.recorder.wait(timeout=10)
         self._reader.join(timeout=5)
         write_wav(path, Audio(self.samples, 16000))
-
-
-@pytest.fixture
-def pulse(tmp_path):
-    missing = [tool for tool in ("pulseaudio", "pactl", "paplay", "parec") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not installed: run scripts/system-deps.sh")
-    server = PulseAudio(tmp_path / "run")
-    yield server
-    server.stop()
 
 
 def said(voice, text: str, folder: Path) -> Path:

@@ -353,4 +353,3 @@ def records_in(records: Path) -> list[dict]:
         if isinstance(record, dict) and "call_id" in record:
             found.append(record)
     return sorted(found, key=lambda r: str(r.get("started_at", "")))
-

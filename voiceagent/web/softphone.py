@@ -136,8 +136,7 @@ async def _call(request: web.Request, server: TelephonyServer) -> web.WebSocketR
                     await send(json.dumps({"type": "refused", "reason": "the agent is busy: try again soon"}))
                     break
                 await send(json.dumps({"type": "started", "call_id": session.call_id}))
-                frame = round(control.sample_rate * FRAME_S)
-                pacer = asyncio.create_task(pace(session, lambda: send(pcm16_bytes(session.play(frame)))))
+                pacer = asyncio.create_task(pace(session, _voice(session, send, round(control.sample_rate * FRAME_S))))
             elif isinstance(control, Dtmf) and session is not None:
                 session.dtmf(control.digit)
             elif isinstance(control, Hangup):
@@ -149,3 +148,8 @@ async def _call(request: web.Request, server: TelephonyServer) -> web.WebSocketR
             pacer.cancel()
         await ws.close()
     return ws
+
+
+def _voice(session, send, frame: int):
+    """The pacer's tick: the next ``frame`` samples of the agent's voice, sent to the page."""
+    return lambda: send(pcm16_bytes(session.play(frame)))
