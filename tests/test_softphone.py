@@ -159,6 +159,33 @@ def test_a_softphone_call_with_bad_messages_among_good_ones(serve, voice, fast_a
     assert served.metric("voiceagent_calls_total", transport="browser") == 1
 
 
+@pytest.mark.slow
+def test_a_tab_closed_mid_reply_and_a_caller_over_the_limit(serve, tmp_path):
+    served = serve(max_calls=1)
+    host, port = served.address("http")
+    url = f"ws://{host}:{port}/api/softphone"
+
+    async def calls():
+        async with aiohttp.ClientSession() as client:
+            first = SoftphonePeer(await client.ws_connect(url))
+            await first.start()
+            await first.line.agent_speaking(1.0)  # the greeting is under way
+            async with client.ws_connect(url) as ws:  # a second caller while the one line is taken
+                await ws.send_str(json.dumps({"type": "start", "sample_rate": LINE}))
+                refused = json.loads((await ws.receive(timeout=5)).data)
+                assert (await ws.receive(timeout=5)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            await first.ws.close()  # the tab closed: no hang-up message, mid-sentence
+            await first.closed()
+            return first, refused
+
+    first, refused = asyncio.run(calls())
+    assert refused["type"] == "refused" and "busy" in refused["reason"]
+    record = ended_record(tmp_path / "records")
+    assert record["end_reason"] == "caller hung up" and agent_turns(record)[0]["interrupted"]
+    assert served.metric("voiceagent_errors_total", kind="call_limit") == 1
+    assert served.metric("voiceagent_active_calls", transport="browser") == 0
+
+
 # A real browser ---------------------------------------------------------------------------------------------------
 
 
