@@ -63,6 +63,13 @@ def test_bad_control_messages_are_refused(text):
         parse_control(text)
 
 
+def test_what_a_client_sent_is_quoted_in_the_error_only_in_part():
+    for message in ({"type": "x" * 10_000}, {"type": "dtmf", "digit": "9" * 10_000}):
+        with pytest.raises(SoftphoneError) as error:
+            parse_control(json.dumps(message))
+        assert len(str(error.value)) < 120
+
+
 @given(st.one_of(st.text(), st.dictionaries(st.text(), st.one_of(st.text(), st.integers(), st.none())).map(json.dumps)))
 def test_any_text_parses_or_raises_the_protocol_error(text):
     try:
@@ -131,6 +138,8 @@ def test_a_softphone_call_with_bad_messages_among_good_ones(serve, voice, fast_a
             peer = SoftphonePeer(ws)
             await peer.start()
             await ws.send_bytes(b"\x00\x00\x00")  # an odd byte: dropped, the call goes on
+            await ws.send_str('{"type": "start", "sample_rate": 16000}')  # started already: counted, skipped
+            await ws.send_str(json.dumps({"type": "a_b" * 5000}))  # logged, but only a bounded part of it
             greeting = await peer.line.answer()
             await peer.line.say(question)
             answer = await peer.line.answer()
@@ -155,7 +164,7 @@ def test_a_softphone_call_with_bad_messages_among_good_ones(serve, voice, fast_a
     assert record["call_id"] == call_id and record["end_reason"] == "caller hung up"
     assert record["transport"] == "browser" and record["sample_rate"] == LINE
     assert [t["dtmf"] for t in caller_turns(record)] == [None, "1234#"] and len(agent_turns(record)) == 3
-    assert served.metric("voiceagent_errors_total", kind="softphone") == 2
+    assert served.metric("voiceagent_errors_total", kind="softphone") == 4
     assert served.metric("voiceagent_calls_total", transport="browser") == 1
 
 
@@ -281,22 +290,26 @@ def test_a_call_from_the_browser_then_the_console_shows_it(serve, chromium, tmp_
         page.locator("#keypad button", has_text=key).click()
     agent.filter(has_text="one two three four").wait_for(timeout=20_000)
     assert page.evaluate("window.loudFrames") > 50, "the agent's voice did not reach the page"
+    console = context.new_page()  # a supervisor watches the call from the console while it goes on
+    console.on("pageerror", lambda error: errors.append(str(error)))
+    console.goto("/console")
+    console.locator("#calls tbody tr.active").filter(has_text="in progress").click()
+    console.locator("#turns .turn.agent .text").filter(has_text="order number").wait_for()
+    assert console.locator("#recording").is_hidden()  # no audio to play while the call goes on
+
     page.get_by_role("button", name="Hang up").click()
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Call ended')")
-
     record = ended_record(tmp_path / "records")
     assert record["transport"] == "browser" and record["end_reason"] == "caller hung up"
     assert [t["dtmf"] for t in caller_turns(record)] == [None, "1234#"]
 
-    page.goto("/console")
-    row = page.locator("#calls tbody tr").filter(has_text="browser")
-    row.click()
-    page.locator("#turns .turn.agent .text").filter(has_text="order number").wait_for()
-    assert page.locator("#turns .turn.caller").count() == 2
-    assert "order" in page.locator("#turns .turn.caller .text").first.inner_text().lower()
-    assert page.locator("#turns .turn.agent", has_text="order number").locator(".latency").count() == 1
-    page.wait_for_function("document.getElementById('audio').duration > 5", timeout=10_000)
-    page.screenshot(path=ARTIFACTS / "console.png", full_page=True)
+    # The console shows the end of the call by itself: the outcome, and the recording to play.
+    console.locator("#facts dd", has_text="caller hung up").wait_for(timeout=10_000)
+    console.wait_for_function("document.getElementById('audio').duration > 5", timeout=10_000)
+    assert console.locator("#turns .turn.caller").count() == 2
+    assert "order" in console.locator("#turns .turn.caller .text").first.inner_text().lower()
+    assert console.locator("#turns .turn.agent", has_text="order number").locator(".latency").count() == 1
+    console.screenshot(path=ARTIFACTS / "console.png", full_page=True)
     assert errors == []
 
 

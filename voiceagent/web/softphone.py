@@ -4,11 +4,12 @@
 One WebSocket is one call. The page opens it, says ``{"type": "start", "sample_rate": R}`` (its AudioContext's
 rate), then streams the microphone as binary messages of 16-bit little-endian mono PCM at that rate, in any size;
 ``{"type": "dtmf", "digit": "5"}`` is a key of the page's keypad, ``{"type": "hangup"}`` (or closing the socket)
-hangs up. The agent answers ``{"type": "started", "call_id"}``, then its voice as binary 20 ms frames of the same
+hangs up. The agent answers ``{"type": "started", "call_id"}`` (or ``{"type": "refused", "reason"}`` at the call
+limit, and closes the socket), then its voice as binary 20 ms frames of the same
 PCM at the same rate, paced in real time (the page plays them through a short queue), and the call's events as
 ``{"type": "event", "kind", "data"}``: partial, caller, agent, interrupted (the page drops the voice it still
 holds: barge-in), resumed, latency, ended. Text in the events is redacted as the call record is. A message that
-is not this protocol is counted and skipped.
+is not this protocol (a second start among them) is counted and skipped.
 """
 
 from __future__ import annotations
@@ -40,17 +41,21 @@ class SoftphoneError(ValueError):
 
 @dataclass(frozen=True)
 class Start:
+    """Open the call: the page's audio comes and goes at ``sample_rate``."""
+
     sample_rate: int
 
 
 @dataclass(frozen=True)
 class Dtmf:
+    """A key of the page's keypad."""
+
     digit: str
 
 
 @dataclass(frozen=True)
 class Hangup:
-    pass
+    """The caller hung up."""
 
 
 def parse_control(text: str) -> Start | Dtmf | Hangup:
@@ -65,16 +70,16 @@ def parse_control(text: str) -> Start | Dtmf | Hangup:
     if kind == "start":
         rate = message.get("sample_rate")
         if not isinstance(rate, int) or isinstance(rate, bool) or rate not in RATES:
-            raise SoftphoneError(f"start: sample_rate must be an integer from 8000 to 192000, not {rate!r}")
+            raise SoftphoneError(f"start: sample_rate must be an integer from 8000 to 192000, not {rate!r:.40}")
         return Start(rate)
     if kind == "dtmf":
         digit = message.get("digit")
         if not isinstance(digit, str) or digit not in KEYS:
-            raise SoftphoneError(f"dtmf: digit must be one of 0-9 * # A-D, not {digit!r}")
+            raise SoftphoneError(f"dtmf: digit must be one of 0-9 * # A-D, not {digit!r:.40}")
         return Dtmf(digit)
     if kind == "hangup":
         return Hangup()
-    raise SoftphoneError(f"unknown message type {kind!r}")
+    raise SoftphoneError(f"unknown message type {kind!r:.40}")  # what a client sends is logged: a bounded part
 
 
 def setup(app: web.Application, server: TelephonyServer) -> None:
@@ -126,11 +131,13 @@ async def _call(request: web.Request, server: TelephonyServer) -> web.WebSocketR
                 continue
             try:
                 control = parse_control(message.data)
+                if isinstance(control, Start) and session is not None:
+                    raise SoftphoneError("start: the call has started already")
             except SoftphoneError as exc:
                 server.metrics.errors.labels("softphone").inc()
                 log.warning("softphone: %s", exc)
                 continue
-            if isinstance(control, Start) and session is None:
+            if isinstance(control, Start):
                 session = server.open_call("browser", control.sample_rate, on_event=events)
                 if session is None:
                     await send(json.dumps({"type": "refused", "reason": "the agent is busy: try again soon"}))

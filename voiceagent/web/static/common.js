@@ -1,10 +1,12 @@
 // What the softphone and the console share: the API token (when the server asks for one) and small DOM helpers.
 
 const TOKEN_KEY = "voiceagent-token";
+// A link may carry the token (?token=...): taken once, when the page loads, so a token typed later wins.
+const linked = new URLSearchParams(location.search).get("token");
+if (linked) sessionStorage.setItem(TOKEN_KEY, linked);
+let declined = false;  // the user cancelled the token prompt: not asked again until the page is reloaded
 
 export function token() {
-  const fromUrl = new URLSearchParams(location.search).get("token");
-  if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl);
   return sessionStorage.getItem(TOKEN_KEY) || "";
 }
 
@@ -13,12 +15,13 @@ export async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
   if (token()) headers.Authorization = `Bearer ${token()}`;
   const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) {
+  if (response.status === 401 && !declined) {
     const given = prompt("This agent asks for an API token:");
     if (given) {
       sessionStorage.setItem(TOKEN_KEY, given);
       return api(path, options);
     }
+    declined = true;
   }
   return response;
 }

@@ -7,6 +7,7 @@ const detail = document.getElementById("detail");
 const audio = document.getElementById("audio");
 const side = document.getElementById("side");
 let selected = null;
+let selectedWasActive = false;
 let sides = null;  // the Web Audio graph that picks a side of the recording, made on first use
 
 function mood(sentiment) {
@@ -43,7 +44,10 @@ async function refresh() {
       return row;
     }),
   );
-  if (selected && calls.find((c) => c.call_id === selected)?.active) show(selected, false);
+  // A call in progress is shown afresh at each refresh, and once more when it ends (its recording appears).
+  const current = calls.find((c) => c.call_id === selected);
+  if (current?.active) show(selected, false);
+  else if (current && selectedWasActive) show(selected);
 }
 
 async function show(callId, reloadAudio = true) {
@@ -52,6 +56,7 @@ async function show(callId, reloadAudio = true) {
   const response = await api(`/api/calls/${encodeURIComponent(callId)}`);
   if (!response.ok) return;
   const record = await response.json();
+  selectedWasActive = record.active;
   detail.hidden = false;
   document.getElementById("detail-title").textContent = `Call ${record.call_id}`;
   const facts = {
@@ -86,12 +91,12 @@ function turnItem(turn) {
   if (turn.role === "caller" && turn.sentiment !== null && !turn.dtmf) notes.push(`${mood(turn.sentiment)} (${turn.sentiment.toFixed(2)})`);
   if (turn.intent) notes.push(turn.intent);
   if (turn.interrupted) notes.push(`interrupted; unheard: ${turn.unheard || "nothing"}`);
-  if (notes.length) item.append(element("span", "notes", notes.join(" · ")));
   if (turn.latency?.voice_to_voice_ms !== undefined) {
     const badge = element("span", "latency", milliseconds(turn.latency.voice_to_voice_ms));
     badge.title = Object.entries(turn.latency).map(([mark, ms]) => `${mark.replace(/_ms$/, "")}: ${ms} ms`).join("\n");
     item.append(badge);
   }
+  if (notes.length) item.append(element("span", "notes", notes.join(" · ")));
   return item;
 }
 

@@ -73,25 +73,36 @@ async function start() {
   transcript.replaceChildren();
   agentTurn = partial = null;
   setStatus("Connecting…");
-  // An API call first: it asks for the token when the server needs one (a WebSocket cannot say 401).
-  const check = await api("/api/calls");
-  if (!check.ok) {
-    setStatus(`The agent cannot be reached (${check.status})`);
-    callButton.disabled = false;
-    return;
-  }
-  let stream;
+  const opened = {};  // what dial() has opened so far: closed again if it fails
   try {
-    stream = await navigator.mediaDevices.getUserMedia({
+    await dial(opened);
+  } catch (error) {
+    opened.stream?.getTracks().forEach((track) => track.stop());
+    opened.context?.close();
+    setStatus(error.message);
+    callButton.disabled = false;
+  }
+}
+
+/** Open the microphone, the audio graph and the line to the agent; throws with a message for the caller. */
+async function dial(opened) {
+  if (!window.isSecureContext || !navigator.mediaDevices) {
+    throw new Error("The microphone needs this page over HTTPS (or from 127.0.0.1 / localhost)");
+  }
+  // An API call first: it asks for the token when the server needs one (a WebSocket cannot say 401).
+  const check = await api("/api/calls").catch(() => null);
+  if (!check?.ok) throw new Error(`The agent cannot be reached (${check ? check.status : "no answer"})`);
+  try {
+    opened.stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
   } catch (error) {
-    setStatus(`No microphone: ${error.message}`);
-    callButton.disabled = false;
-    return;
+    throw new Error(`No microphone: ${error.message}`);
   }
-  const context = new AudioContext();  // the device's own rate: Firefox cannot mix rates in one graph
+  const stream = opened.stream;
+  const context = (opened.context = new AudioContext());  // the device's own rate: Firefox cannot mix rates
   await context.audioWorklet.addModule("/static/audio-worklet.js");
+  await context.resume();
   const microphone = context.createMediaStreamSource(stream);
   const capture = new AudioWorkletNode(context, "capture", { numberOfOutputs: 0 });
   const playback = new AudioWorkletNode(context, "playback", { numberOfInputs: 0, outputChannelCount: [1] });
