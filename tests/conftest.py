@@ -135,7 +135,9 @@ def serve(config, short_domain, tmp_path, fast_asr, caplog):
         test_config = {**config, "dialogue": {**config["dialogue"], "domain": str(short_domain)}}
         engine = Engine.from_config(test_config, records=tmp_path / "records", no_lm=True)
         engine.asr = fast_asr
-        running.append(Served(TelephonyServer(engine, max_calls=max_calls, sip_options=sip_options)))
+        api_options = {"jobs": str(tmp_path / "jobs")}
+        server = TelephonyServer(engine, max_calls=max_calls, sip_options=sip_options, api_options=api_options)
+        running.append(Served(server))
         return running[-1]
 
     yield start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import threading
 import time
@@ -90,14 +91,22 @@ class FakeTts:
 
 
 class FakeSession:
-    """A call in progress, as /api/calls sees one: its record."""
+    """A call as /api/calls and the server see one: its record as last saved (redacted, as the session keeps it),
+    and whether everything about it is written (``finished``)."""
 
-    def __init__(self, record: dict):
+    def __init__(self, record: dict, redactor):
         self.call_id = record["call_id"]
-        self._record = record
+        self.transport = record["transport"]
+        self.state = SimpleNamespace(turns=[])
+        self.end_reason = ""
+        self.finished = threading.Event()
+        self._snapshot = redactor.data(record)
 
-    def record(self) -> dict:
-        return self._record
+    def snapshot(self) -> dict:
+        return self._snapshot
+
+    def close(self, reason: str) -> None:
+        self.end_reason = reason
 
 
 class Client:
@@ -232,6 +241,46 @@ def test_a_token_guards_every_api_path_and_nothing_else(serve_api):
 def test_without_a_token_the_api_is_open(serve_api):
     _, _, client = serve_api()
     assert client("GET", "/api/jobs")[0] == 200
+
+
+def test_other_sites_pages_and_other_hosts_are_refused(serve_api, calls):
+    served, _, client = serve_api()
+    host, port = served.address("http")
+    evil = {"Origin": "http://evil.example"}
+    for method, path in (("GET", "/api/calls"), ("DELETE", f"/api/jobs/{'0' * 32}"), ("GET", "/api/softphone")):
+        status, _, body = client(method, path, headers=evil)
+        assert status == 403 and "another site" in body["error"], (method, path)
+    form = aiohttp.FormData()
+    form.add_field("file", calls[0].read_bytes(), filename="first.wav")
+    assert client("POST", "/api/jobs", data=form, headers=evil)[0] == 403
+    assert client("POST", "/api/jobs", data=form, headers={"Origin": "null"})[0] == 403
+
+    async def websocket(headers: dict) -> int:
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.ws_connect(f"ws://{host}:{port}/api/softphone", headers=headers):
+                    return 101
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+
+    assert asyncio.run(websocket(evil)) == 403
+    assert asyncio.run(websocket({"Origin": f"http://{host}:{port}"})) == 101  # the softphone's own page
+    assert client("GET", "/api/jobs", headers={"Origin": f"http://{host}:{port}"})[0] == 200
+    assert job_folders_count(served) == 0
+
+    # DNS rebinding: a name of the attacker's that resolves to 127.0.0.1 brings its own Host.
+    status, _, body = client("GET", "/api/calls", headers={"Host": f"evil.example:{port}"})
+    assert status == 403 and "set [api] token" in body["error"]
+    for loopback in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}"):
+        assert client("GET", "/api/jobs", headers={"Host": loopback})[0] == 200, loopback
+    assert served.get("/health")[0] == 200  # outside /api/: as it was
+    served, _, client = serve_api(token=TOKEN)
+    assert client("GET", "/api/jobs", headers={"Host": "voiceagent.example.com"})[0] == 200
+
+
+def job_folders_count(served) -> int:
+    root = Path(served.server.api_options["jobs"])
+    return len(list(root.iterdir())) if root.exists() else 0
 
 
 def test_errors_are_json(serve_api):
@@ -451,7 +500,7 @@ def test_job_limit_and_a_running_job(serve_api, calls, tmp_path):
     assert second["job_id"] not in statuses and set(statuses.values()) <= {"done", "running", "queued"}
 
 
-def test_unfinished_jobs_are_queued_again_and_resume_after_a_restart(serve_api, calls, tmp_path):
+def test_unfinished_jobs_are_queued_again_and_resume_after_a_restart(serve_api, calls, tmp_path, monkeypatch):
     asr = FakeAsr()
     asr.hold()
     asr.release(1)  # the first call goes through; the process "dies" in the second
@@ -463,10 +512,17 @@ def test_unfinished_jobs_are_queued_again_and_resume_after_a_restart(serve_api, 
     while not results.exists():
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    monkeypatch.setattr(api, "STOP_WAIT_S", 0.2)  # the worker is stuck in a call: the process "dies" with it
     served.stop()
     asr.die()
     assert json.loads((tmp_path / "jobs" / job["job_id"] / "job.json").read_text())["status"] == "running"
-    (tmp_path / "jobs" / ("f" * 32) / "uploads").mkdir(parents=True)  # an upload cut short: no job.json
+    stale = tmp_path / "jobs" / ("f" * 32)
+    (stale / "uploads").mkdir(parents=True)  # an upload cut short: no job.json, nothing new for an hour
+    for path in (stale, stale / "uploads"):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    uploading = tmp_path / "jobs" / ("e" * 32)
+    (uploading / "uploads").mkdir(parents=True)  # another server's upload in progress
+    (uploading / "uploads" / "call.wav").write_bytes(b"RIFF")
 
     _, again, client = serve_api()
     assert client.wait(job["job_id"])["done"] == 3
@@ -474,7 +530,7 @@ def test_unfinished_jobs_are_queued_again_and_resume_after_a_restart(serve_api, 
     assert sorted(again.heard) == [0.5, 0.75, 0.75, 1.0]  # first.wav of the old job was not done again
     _, _, lines = client("GET", f"/api/jobs/{job['job_id']}/results")
     assert [r["call"] for r in lines] == ["first", "second", "third"]
-    assert job_folders(tmp_path) == sorted([job["job_id"], queued["job_id"]])
+    assert job_folders(tmp_path) == sorted([job["job_id"], queued["job_id"], uploading.name])
 
 
 # Calls --------------------------------------------------------------------------------------------------------
@@ -518,8 +574,10 @@ def test_calls_list_record_audio_and_purge(serve_api, tmp_path):
         end_reason="",
         turns=[{"role": "caller", "text": "my card is 4111 1111 1111 1111", "sentiment": 0.0}],
     )
-    served.server.calls["live"] = FakeSession(live)
-    (records / "live.json").write_text(json.dumps({**live, "turns": []}))  # the record as last saved
+    session = FakeSession(live, served.server.engine.redactor)
+    served.server.calls["live"] = session
+    (records / "live.json").write_text(json.dumps({**live, "turns": []}))  # on disk: older than its snapshot
+    (records / "list.json").write_text("[1, 2]")  # JSON, but no record
     try:
         status, _, listed = client("GET", "/api/calls")
         assert status == 200
@@ -567,22 +625,97 @@ def test_calls_list_record_audio_and_purge(serve_api, tmp_path):
         assert not (records / "older.json").exists() and not (records / "older.wav").exists()
         assert client("GET", "/api/calls/older")[0] == 404
         assert client("DELETE", "/api/calls/older")[0] == 404
+
+        # Hung up, but its record and audio are still being written: in progress until it has finished.
+        (records / "live.wav").write_bytes(wav)
+        served.loop.call_soon_threadsafe(served.server.call_ended, session)
+        deadline = time.monotonic() + 5
+        while "live" in served.server.calls:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert client("DELETE", "/api/calls/live")[0] == 409
+        assert client("GET", "/api/calls/live/audio")[0] == 409
+        session.finished.set()
+        assert client("GET", "/api/calls/live/audio")[0] == 200
+        assert client("DELETE", "/api/calls/live")[0] == 200
+        assert not (records / "live.json").exists() and not (records / "live.wav").exists()
     finally:
-        served.server.calls.pop("live")
+        served.server.calls.pop("live", None)
 
 
-def test_purging_a_call_removes_it_from_the_jobs_too(serve_api, calls, tmp_path):
-    _, _, client = serve_api()
+def test_a_call_of_a_job_is_purged_from_that_job_only(serve_api, calls, tmp_path):
+    asr = FakeAsr()
+    asr.hold()
+    _, _, client = serve_api(asr)
+    running = client.upload(calls[1])[2]
+    deadline = time.monotonic() + 10
+    while client("GET", f"/api/jobs/{running['job_id']}")[2]["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    status, _, body = client("DELETE", f"/api/jobs/{running['job_id']}/calls/second")
+    assert status == 409 and "running" in body["error"]  # its worker writes those files: not touched
     job = client.upload(*calls)[2]
+    assert client("DELETE", f"/api/jobs/{job['job_id']}/calls/second")[0] == 409  # queued
+    asr.release(10)
+    client.wait(running["job_id"])
     client.wait(job["job_id"])
+
+    # A live call's id names no job's call: DELETE /api/calls/second leaves every job alone.
+    assert client("DELETE", "/api/calls/second")[0] == 404
     folder = tmp_path / "jobs" / job["job_id"]
-    status, _, body = client("DELETE", "/api/calls/second")
+    status, _, body = client("DELETE", f"/api/jobs/{job['job_id']}/calls/second")
     assert status == 200 and str(folder / "second") in body["deleted"]
     assert not (folder / "second").exists() and not (folder / "uploads" / "second.wav").exists()
     assert [r["call"] for r in client("GET", f"/api/jobs/{job['job_id']}/results")[2]] == ["first", "third"]
-    for own in ("uploads", "job.json", "results.jsonl"):  # a job's own files are no call
-        assert client("DELETE", f"/api/calls/{own}")[0] == 404
+    assert [r["call"] for r in client("GET", f"/api/jobs/{running['job_id']}/results")[2]] == ["second"]
+    assert client("DELETE", f"/api/jobs/{job['job_id']}/calls/second")[0] == 404
+    for own in ("uploads", "job.json", "results.jsonl", ".."):  # a job's own files are no call
+        assert client("DELETE", f"/api/jobs/{job['job_id']}/calls/{own}")[0] == 404
     assert (folder / "job.json").exists() and (folder / "uploads" / "first.wav").exists()
+
+
+def test_two_deletes_of_one_job_at_once(serve_api, calls):
+    served, _, client = serve_api()
+    job = client.upload(calls[0])[2]
+    client.wait(job["job_id"])
+    host, port = served.address("http")
+
+    async def both():
+        async with aiohttp.ClientSession() as http:
+
+            async def delete():
+                async with http.delete(f"http://{host}:{port}/api/jobs/{job['job_id']}") as response:
+                    return response.status
+
+            return sorted(await asyncio.gather(delete(), delete(), delete()))
+
+    assert asyncio.run(both()) == [200, 404, 404]
+
+
+def test_retention_goes_through_the_jobs(serve_api, calls, tmp_path):
+    asr = FakeAsr()
+    served, _, client = serve_api(asr)
+    done = client.upload(calls[0])[2]
+    client.wait(done["job_id"])
+    asr.hold()
+    running = client.upload(calls[1])[2]
+    jobs = tmp_path / "jobs"
+    deadline = time.monotonic() + 10
+    while client("GET", f"/api/jobs/{running['job_id']}")[2]["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    old = time.time() - 3 * 86400
+    for path in jobs.rglob("*"):
+        os.utime(path, (old, old))
+    for job in (done, running):
+        os.utime(jobs / job["job_id"], (old, old))
+    removed = served.server.jobs.purge_older_than(1.0)
+    assert removed == [jobs / done["job_id"]]  # the running job's folder is not touched
+    assert (jobs / running["job_id"] / "job.json").exists()
+    assert client("GET", f"/api/jobs/{done['job_id']}")[0] == 404  # forgotten, not listed without a folder
+    assert [j["job_id"] for j in client("GET", "/api/jobs")[2]] == [running["job_id"]]
+    asr.release(10)
+    client.wait(running["job_id"])
 
 
 # The OpenAPI document -----------------------------------------------------------------------------------------
@@ -598,7 +731,7 @@ def test_the_openapi_document_is_valid_and_describes_every_route(serve_api):
     assert document["openapi"].startswith("3.1")
     assert document["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
     api_routes = api.Api(None, None, {"max_upload_mb": 1, "batch_roots": []}).routes()
-    served_routes = {(route.path, route.method.lower()) for route in api_routes}
+    served_routes = {(route.path, route.method.lower()) for route in api_routes} | {("/api/softphone", "get")}
     described = {(path, method) for path, item in document["paths"].items() for method in item}
     described -= {(path, "parameters") for path in document["paths"]}
     assert served_routes == described
@@ -629,8 +762,10 @@ SCHEMA = schemathesis.openapi.from_dict(openapi.document())
 def test_the_live_api_conforms_to_its_document(case, fuzzed):
     """Schemathesis sends what the document allows (and, for each route, what it does not) to the live server:
     every answer must be one the document lists, with a body that fits its schema, and never a 5xx. (A job's
-    files fit the schema as any bytes, but only audio is accepted: that refusal is the API's job, not a fault.)"""
-    refused_on_purpose = [schemathesis.checks.positive_data_acceptance] if case.path == "/api/jobs" else []
+    files fit the schema as any bytes, but only audio is accepted; the softphone answers only a WebSocket handshake,
+    which schemathesis does not make: those refusals are the API's job, not a fault.)"""
+    on_purpose = case.path in ("/api/jobs", "/api/softphone")
+    refused_on_purpose = [schemathesis.checks.positive_data_acceptance] if on_purpose else []
     case.call_and_validate(
         base_url=fuzzed, headers={"Authorization": f"Bearer {TOKEN}"}, excluded_checks=refused_on_purpose
     )

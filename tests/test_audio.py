@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from voiceagent.audio import Audio, read_audio, write_wav
+from voiceagent.audio import PROBE_FRAMES, Audio, probe_audio, read_audio, write_wav
 from voiceagent.errors import AudioError
 
 
@@ -46,18 +46,20 @@ def test_ogg_round_trip(tmp_path):
         (b"this is not audio at all" * 40, "not a readable audio file"),
     ],
 )
-def test_bad_files_give_one_clear_error(tmp_path, content, message):
+@pytest.mark.parametrize("read", [read_audio, probe_audio])
+def test_bad_files_give_one_clear_error(tmp_path, content, message, read):
     path = tmp_path / "bad.wav"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(AudioError, match=message):
-        read_audio(path)
+        read(path)
 
 
-def test_zero_second_wav_is_an_error(tmp_path):
+@pytest.mark.parametrize("read", [read_audio, probe_audio])
+def test_zero_second_wav_is_an_error(tmp_path, read):
     path = write_wav(tmp_path / "empty.wav", Audio(np.zeros(0, np.float32), 16000))
     with pytest.raises(AudioError, match="no audio"):
-        read_audio(path)
+        read(path)
 
 
 def test_truncated_wav_keeps_what_is_there(tmp_path, fixtures):
@@ -68,9 +70,40 @@ def test_truncated_wav_keeps_what_is_there(tmp_path, fixtures):
     assert 4.0 < audio.duration_s < 6.0
 
 
-def test_folder_is_not_audio(tmp_path):
+@pytest.mark.parametrize("read", [read_audio, probe_audio])
+def test_folder_is_not_audio(tmp_path, read):
     with pytest.raises(AudioError, match="folder"):
-        read_audio(tmp_path)
+        read(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "jfk.wav",
+        "mary_48k.wav",
+        "librispeech_61-70968-0000.flac",
+        "common_voice_no.mp3",
+        "call_stereo_22k.wav",
+        "call_phone_8k_mulaw.wav",
+        "call_phone_8k.ulaw",
+    ],
+)
+def test_a_probe_says_what_reading_the_file_gives(fixtures, name):
+    info = probe_audio(fixtures / name)
+    audio = read_audio(fixtures / name)
+    assert (info.sample_rate, info.channels) == (audio.sample_rate, audio.channels)
+    assert info.duration_s == pytest.approx(audio.duration_s, abs=0.06)
+
+
+def test_a_probe_decodes_only_the_first_frames(tmp_path, monkeypatch):
+    path = tmp_path / "long.ogg"
+    soundfile.write(path, tone(16000, seconds=60).samples, 16000, format="OGG")
+    decoded = []
+    read = soundfile.SoundFile.read
+    monkeypatch.setattr(soundfile.SoundFile, "read", lambda f, *a, **k: decoded.append(read(f, *a, **k)) or decoded[-1])
+    info = probe_audio(path)
+    assert info.duration_s == pytest.approx(60.0, abs=0.01) and info.sample_rate == 16000
+    assert 0 < sum(len(chunk) for chunk in decoded) <= PROBE_FRAMES
 
 
 @pytest.mark.parametrize("source_rate", [8000, 22050, 44100, 48000])
@@ -120,3 +153,8 @@ def test_formats_libsndfile_cannot_read_go_through_ffmpeg(tmp_path):
     audio = read_audio(path)
     assert audio.sample_rate == 22050 and audio.channels == 2
     assert abs(audio.duration_s - 1.0) < 0.1
+    info = probe_audio(path)
+    assert (info.sample_rate, info.channels) == (22050, 2) and abs(info.duration_s - 1.0) < 0.1
+    path.write_bytes(path.read_bytes()[:200])  # the header, no frames
+    with pytest.raises(AudioError):
+        probe_audio(path)

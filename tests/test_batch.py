@@ -11,7 +11,7 @@ import pytest
 from conftest import DETERMINISTIC, words
 
 from voiceagent.audio import Audio, read_audio, write_wav
-from voiceagent.batch import Turn, find_calls, srt
+from voiceagent.batch import ResultsLog, Turn, find_calls, srt
 
 
 def results(out):
@@ -119,3 +119,17 @@ def test_batch_replies_to_each_caller_turn(cli, fixtures, tmp_path, fast_asr):
     assert replies[2]["actions"] == [{"type": "end_call"}]
     heard = fast_asr.transcribe(read_audio(out / "call_phone_8k_mulaw" / replies[1]["audio"])).text
     assert {"order", "postcode"} <= set(words(heard))
+
+
+def test_results_log_reads_what_a_crash_left(tmp_path):
+    """The one reading of results.jsonl (the batch's resume, purges, the API): a line cut short or one that is no
+    result is skipped; a rewrite keeps the lines as appended."""
+    path = tmp_path / "results.jsonl"
+    assert ResultsLog.read(path) == [] and ResultsLog(path).finished == set()
+    ResultsLog(path).append({"call": "a", "status": "ok"})
+    with open(path, "a") as f:
+        f.write('[1, 2]\n\n{"call": ["b"]}\n{"call": "c", "sta')  # no result, blank, a bad call, cut short
+    assert ResultsLog.read(path) == [{"call": "a", "status": "ok"}, {"call": ["b"]}]
+    assert ResultsLog(path).finished == {"a"}
+    ResultsLog.write(path, [{"call": "a", "status": "ok"}, {"call": "d", "status": "error"}])
+    assert path.read_text() == '{"call": "a", "status": "ok"}\n{"call": "d", "status": "error"}\n'

@@ -200,6 +200,45 @@ def test_logs_are_redacted_with_their_tracebacks(tmp_path):
     assert sum(isinstance(f, RedactingFilter) for f in handler.filters) == 1
 
 
+def test_a_log_call_whose_arguments_do_not_fit_is_logged_not_raised(tmp_path):
+    logger = logging.getLogger("voiceagent.test_privacy.bad_args")
+    handler = logging.FileHandler(tmp_path / "app.log")
+    logger.addHandler(handler)
+    redact_logs(Redactor(), logger)
+    try:
+        logger.warning("card %s and %s", "4111 1111 1111 1111")  # one argument short
+        logger.warning("no placeholder", "jo@example.com")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    text = (tmp_path / "app.log").read_text()
+    assert "card %s and %s" in text and "[card]" in text and "no placeholder" in text and "[email]" in text
+    assert "4111" not in text and "jo@" not in text
+
+
+ADVERSARIAL = {
+    "underscores": "_".join("abcdefghij"[i % 10] for i in range(200)) + "!",
+    "mixed separators": "a_b.c-d+e_" * 40 + " at x",
+    "dots": ".".join(["a"] * 200) + "!",
+    "spoken dots": " dot ".join(["a"] * 200) + " !",
+    "a domain with no end": "jo at " + " dot ".join(["a"] * 200) + " 1",
+    "written domain with no end": "jo@" + ".".join(["a"] * 200) + ".1",
+    "ats": " at ".join(["a"] * 200),
+    "spaces": "a" + " " * 2000 + "at",
+    "digits": " ".join(["1"] * 400),
+}
+
+
+@pytest.mark.parametrize("shape", ADVERSARIAL)
+def test_redaction_takes_linear_time_on_adversarial_text(shape):
+    """A client's value logged on the event loop (softphone.parse_control) must not freeze it: no pattern may
+    backtrack exponentially ("a_b_c..." took seconds at 24 segments)."""
+    redactor = Redactor()
+    started = time.perf_counter()
+    redactor.text(ADVERSARIAL[shape])
+    assert time.perf_counter() - started < 0.1
+
+
 class FakeVad:
     def load(self):
         pass
@@ -233,6 +272,36 @@ def test_batch_outputs_are_redacted(tmp_path, silence):
     assert "caller: my card number is [card] and my email is [email]" in (folder / "transcript.srt").read_text()
     run_batch([wav], tmp_path / "raw", FakeVad(), FakeAsr(said), progress=False, redactor=Redactor(()))
     assert json.loads((tmp_path / "raw" / "020 7946 0958" / "transcript.json").read_text())["turns"][0]["text"] == said
+
+
+class ReadBackAgent:
+    """Reads back the card the caller gave, as the fact guard lets it."""
+
+    def greet(self, state):
+        pass
+
+    def reply(self, state, text):
+        if CARD not in text:
+            return "Okay."
+        return f"You said {CARD[:4]} {CARD[4:8]} {CARD[8:12]} {CARD[12:]}, is that your card?"
+
+
+@pytest.mark.parametrize("said, silenced", [(f"my card is {CARD}", True), ("where is my order", False)])
+def test_a_batch_reply_that_reads_out_a_card_is_written_as_silence(tmp_path, silence, said, silenced):
+    from test_session import ToneVoice
+
+    from voiceagent.audio import read_audio, write_wav
+    from voiceagent.batch import run_batch
+
+    write_wav(tmp_path / "call.wav", silence)
+    agent, voice = ReadBackAgent(), ToneVoice()
+    run_batch([tmp_path / "call.wav"], tmp_path / "out", FakeVad(), FakeAsr(said), agent, voice, progress=False)
+    folder = tmp_path / "out" / "call"
+    reply = json.loads((folder / "transcript.json").read_text())["replies"][0]
+    audio = read_audio(folder / "reply_01.wav")
+    assert audio.duration_s > 0.2 and bool(audio.samples.any()) is not silenced
+    assert reply.get("audio_silenced") == ("card" if silenced else None)
+    assert CARD[:4] not in (folder / "transcript.json").read_text()
 
 
 def test_metrics_labels_carry_no_call_data(domain, tmp_path):
@@ -398,14 +467,16 @@ def test_the_server_keeps_the_retention_period(domain, tmp_path):
     (records / "old.json").write_text("{}")
     (records / "new.json").write_text("{}")
     age(records / "old.json", 3)
-    old_job = make_batch_out(tmp_path / "jobs" / "old", ["a"], uploads=True)
+    old_job = make_batch_out(tmp_path / "jobs" / ("0" * 32), ["a"], uploads=True)  # a finished API job
+    job = {"status": "done", "created_at": "2026-01-01T00:00:00+00:00", "total": 1, "inputs": [], "reply": False}
+    (old_job / "job.json").write_text(json.dumps(job))
     age(old_job, 3)
     server = TelephonyServer(
         tone_engine(domain, records), api_options={"jobs": str(tmp_path / "jobs")}, retention_days=2
     )
 
     async def serve():
-        task = asyncio.create_task(server.run(Listen()))
+        task = asyncio.create_task(server.run(Listen(http=("127.0.0.1", 0))))  # jobs are the API's: on http
         for _ in range(100):
             await asyncio.sleep(0.05)
             if not (records / "old.json").exists() and not old_job.exists():

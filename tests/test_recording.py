@@ -1,9 +1,11 @@
 """The audio of live calls (both sides, in time, silenced where a card number was said), and the issue's test: a
 card number spoken in a call appears in no file written, on a live call and in a batch, on the real models."""
 
+import dataclasses
 import json
 import logging
 import re
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -107,6 +109,25 @@ def test_a_side_that_stops_is_padded_with_silence(domain, tmp_path):
     assert audio.shape == (24000, 2) and not audio[:, 1].any()
 
 
+def test_a_card_said_after_the_callers_side_was_padded_is_silenced(domain, tmp_path):
+    """The line brings none of the caller's audio for 3 s (a network stall) while the agent greets: the caller's
+    side is padded, and the card read out after it is still silenced where it is in the file."""
+    with card_phrases():
+        caller = ScriptedCaller(8000, realtime=False)
+        session = tone_engine(domain, tmp_path / "records").open_call(8000, inline=True, clock=caller.clock)
+        session.start()
+        for _ in range(150):
+            session.play(160)
+            caller.clock.now += 0.02
+        lines = [CARD_PHRASE, "where is my order"]
+        caller.run(session, [parse_line(line) for line in lines], ToneVoice(), greeting=False)
+        assert session.wait(5)
+    audio, rate = soundfile.read(tmp_path / "records" / f"{session.call_id}.wav")
+    assert sounding(audio[: 2 * rate, 1], rate).mean() > 0.5 and not audio[: 2 * rate, 0].any()  # padded
+    assert level_at(audio[:, 0], rate, CARD_HZ) < 1e-4
+    assert level_at(audio[:, 0], rate, PHRASES["where is my order"]) > 0.001
+
+
 def test_a_card_number_is_silenced_in_the_audio_and_redacted_in_the_record(domain, tmp_path):
     with card_phrases():
         engine = tone_engine(domain, tmp_path / "records")
@@ -132,6 +153,104 @@ def test_a_card_said_just_before_hanging_up_is_silenced_too(domain, tmp_path):
     assert session.wait(5)
     audio, rate = soundfile.read(tmp_path / "records" / f"{session.call_id}.wav")
     assert level_at(audio[:, 0], rate, CARD_HZ) < 1e-4
+
+
+class GatedASR(ToneASR):
+    """Recognises only once let through: the listener falls behind the line."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def decode(self, samples, language):
+        assert self.gate.wait(10)
+        return super().decode(samples, language)
+
+
+def test_a_card_in_the_turn_before_a_hang_up_is_silenced(domain, tmp_path):
+    """The caller reads out a card, says goodbye and hangs up before the card's turn was transcribed (the
+    listener is behind): the hang-up and the newer turn do not let that turn's transcript be skipped."""
+    with card_phrases():
+        engine = tone_engine(domain, tmp_path / "records")
+        engine.asr = GatedASR()
+        session = engine.open_call(8000)  # threads: the listener runs behind the line
+        speech = np.concatenate(
+            [tone(CARD_HZ, 2.0, rate=8000), np.zeros(8000, np.float32), tone(PHRASES["goodbye"], 1.0, rate=8000)]
+        )
+        for start in range(0, len(speech), 160):
+            session.feed(speech[start : start + 160])
+            session.play(160)
+        session.close()
+        engine.asr.gate.set()
+        assert session.wait(10)
+    audio, rate = soundfile.read(tmp_path / "records" / f"{session.call_id}.wav")
+    assert level_at(audio[:, 0], rate, CARD_HZ) < 1e-4
+    assert level_at(audio[:, 0], rate, PHRASES["goodbye"]) > 0.001
+
+
+class BrokenASR(ToneASR):
+    def decode(self, samples, language):
+        raise RuntimeError("the recogniser broke")
+
+
+def test_a_crash_on_the_listener_thread_still_finishes_the_call(domain, tmp_path, caplog):
+    engine = tone_engine(domain, tmp_path / "records")
+    engine.asr = BrokenASR()
+    session = engine.open_call(8000)
+    speech = tone(PHRASES["where is my order"], 2.0, rate=8000)
+    for start in range(0, len(speech), 160):
+        session.feed(speech[start : start + 160])
+        session.play(160)
+    session.close()
+    assert session.wait(5)  # the audio closed, the record written
+    audio, _ = soundfile.read(tmp_path / "records" / f"{session.call_id}.wav")
+    assert audio.shape == (len(speech), 2)
+    assert "the recogniser broke" in caplog.text
+
+
+def test_a_recording_that_will_not_open_leaks_no_thread(domain, tmp_path):
+    records = tmp_path / "records"
+    (records / "blocked.wav").mkdir(parents=True)  # a folder where the call's audio would go
+    before = set(threading.enumerate())
+    with pytest.raises(soundfile.LibsndfileError):
+        tone_engine(domain, records).open_call(8000, call_id="blocked")
+    assert set(threading.enumerate()) == before
+
+
+def test_the_agent_reading_out_a_card_is_silenced_in_its_channel_only(domain, tmp_path):
+    """The agent may read back a card the caller gave: the caller hears it, the call's audio does not keep it."""
+    agent = Agent(dataclasses.replace(domain, greeting=f"{CARD_PHRASE}. How can I help?"))
+    with card_phrases():
+        engine = tone_engine(domain, tmp_path / "records")
+        engine.agent = agent
+        session = engine.open_call(8000, inline=True)
+        session.start()
+        heard = np.concatenate([session.play(160) for _ in range(300)])  # 6 s
+        session.close()
+    assert session.wait(5)
+    audio, rate = soundfile.read(tmp_path / "records" / f"{session.call_id}.wav")
+    assert level_at(heard, rate, CARD_HZ) > 0.01  # the caller heard the card read out
+    assert level_at(audio[:, 1], rate, CARD_HZ) < 1e-4  # the recording did not keep it
+    assert level_at(audio[:, 1], rate, AGENT_HZ) > 0.01  # the rest of the greeting is there
+
+
+def test_the_snapshot_is_the_record_as_saved_redacted(domain, tmp_path):
+    """What the API serves for a live call: the record as last saved, redacted, with or without a records folder;
+    the call state changing afterwards does not change it."""
+    with card_phrases():
+        session = tone_engine(domain, None).open_call(8000, inline=True, call_id="+447700900123")
+        first = session.snapshot()
+        assert first["call_id"] == "+447700900123" and "turns" not in first  # before the first save
+        caller = ScriptedCaller(8000, realtime=False)
+        session.clock = caller.clock
+        caller.run(session, [parse_line(CARD_PHRASE)], ToneVoice(), hang_up=False)
+        snapshot = session.snapshot()
+        callers = [t["text"] for t in snapshot["turns"] if t["role"] == "caller"]
+        assert callers == ["my card number is [card]"] and snapshot["call_id"] == "+447700900123"
+        session.state.turns.clear()
+        assert session.snapshot() == snapshot
+        session.close()
+    assert session.snapshot()["end_reason"] == "caller hung up"
 
 
 def test_no_audio_when_record_audio_is_off(domain, tmp_path):

@@ -7,6 +7,7 @@ G.711 at 8 kHz.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import wave
 from dataclasses import dataclass
@@ -96,15 +97,20 @@ def phone_line(audio: Audio) -> Audio:
     return Audio.from_pcm16(MULAW.decode(MULAW.encode(narrow.pcm16())), MULAW.sample_rate)
 
 
-def read_audio(path: str | Path) -> Audio:
-    """Read an audio file, or raise AudioError saying in one line why it cannot be used."""
-    path = Path(path)
+def _check_file(path: Path) -> None:
+    """Raise AudioError unless ``path`` is a file with something in it."""
     if not path.exists():
         raise AudioError("no such file")
     if path.is_dir():
         raise AudioError("is a folder, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError("empty file")
+
+
+def read_audio(path: str | Path) -> Audio:
+    """Read an audio file, or raise AudioError saying in one line why it cannot be used."""
+    path = Path(path)
+    _check_file(path)
     codec = RAW_G711_SUFFIXES.get(path.suffix.lower())
     if codec is not None:
         audio = Audio.from_pcm16(codec.decode(path.read_bytes()), codec.sample_rate)
@@ -125,7 +131,10 @@ def _read_with_libsndfile(path: Path) -> Audio | None:
     return Audio(samples, rate)
 
 
-def _read_with_ffmpeg(path: Path) -> Audio:
+@contextlib.contextmanager
+def _ffmpeg_audio(path: Path):
+    """The first audio stream of a file, through FFmpeg's libraries (PyAV): (container, stream, rate); their
+    errors, and a file with no audio stream, as AudioError."""
     import av
 
     try:
@@ -133,19 +142,79 @@ def _read_with_ffmpeg(path: Path) -> Audio:
             if not container.streams.audio:
                 raise AudioError("has no audio stream")
             stream = container.streams.audio[0]
-            rate = stream.rate or stream.codec_context.sample_rate
-            resampler = av.AudioResampler(format="flt", layout="mono" if stream.channels == 1 else "stereo")
-            chunks = [
-                out.to_ndarray().reshape(-1, out.layout.nb_channels)  # packed float: channels interleaved
-                for frame in container.decode(stream)
-                for out in resampler.resample(frame)
-            ]
+            yield container, stream, stream.rate or stream.codec_context.sample_rate
     except av.FFmpegError as exc:
         raise AudioError(f"not a readable audio file ({exc.__class__.__name__})") from None
+
+
+def _read_with_ffmpeg(path: Path) -> Audio:
+    import av
+
+    with _ffmpeg_audio(path) as (container, stream, rate):
+        resampler = av.AudioResampler(format="flt", layout="mono" if stream.channels == 1 else "stereo")
+        chunks = [
+            out.to_ndarray().reshape(-1, out.layout.nb_channels)  # packed float: channels interleaved
+            for frame in container.decode(stream)
+            for out in resampler.resample(frame)
+        ]
     if not chunks:
         raise AudioError("contains no audio (0 s)")
     samples = np.concatenate(chunks).astype(np.float32)
     return Audio(samples[:, 0] if samples.shape[1] == 1 else samples, rate)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says of its audio."""
+
+    duration_s: float | None  # None when the container does not say (a stream without an index)
+    sample_rate: int
+    channels: int
+
+
+#: Frames ``probe_audio`` decodes: enough to find a file whose header is fine but whose audio is not.
+PROBE_FRAMES = 4096
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """The duration, rate and channels of an audio file from its header, once its first frames decode; or
+    AudioError as ``read_audio`` would raise it. Reads a few kilobytes, whatever the file's size: a check of an
+    upload, leaving the decoding of the whole to whoever uses it."""
+    path = Path(path)
+    _check_file(path)
+    codec = RAW_G711_SUFFIXES.get(path.suffix.lower())
+    if codec is not None:  # headerless: every byte is a sample
+        return AudioInfo(path.stat().st_size / codec.sample_rate, codec.sample_rate, 1)
+    info = _probe_with_libsndfile(path) or _probe_with_ffmpeg(path)
+    if info.duration_s == 0:
+        raise AudioError("contains no audio (0 s)")
+    return info
+
+
+def _probe_with_libsndfile(path: Path) -> AudioInfo | None:
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            f.read(min(f.frames, PROBE_FRAMES), dtype="float32")  # a codec that cannot decode them fails here
+            return AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError):
+        return None
+
+
+def _probe_with_ffmpeg(path: Path) -> AudioInfo:
+    import av
+
+    with _ffmpeg_audio(path) as (container, stream, rate):
+        if next(container.decode(stream), None) is None:
+            raise AudioError("contains no audio (0 s)")
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = None
+        return AudioInfo(duration, rate, stream.channels)
 
 
 def wav_bytes(audio: Audio) -> bytes:

@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from voiceagent.audio import RAW_G711_SUFFIXES, read_audio, write_wav
+import numpy as np
+
+from voiceagent.audio import RAW_G711_SUFFIXES, Audio, read_audio, write_wav
 from voiceagent.errors import VoiceAgentError
 from voiceagent.files import write_atomically
 from voiceagent.privacy import Redactor
@@ -65,8 +67,9 @@ def transcribe_call(path: Path, vad, asr) -> tuple[float, list[Turn]]:
     return audio.duration_s, sorted(turns, key=lambda t: t.start)
 
 
-def reply_to_call(turns: list[Turn], folder: Path, agent, tts) -> list[dict]:
-    """The agent's reply to each caller turn, in order, as one call; each spoken into ``reply_NN.wav``."""
+def reply_to_call(turns: list[Turn], folder: Path, agent, tts, redactor: Redactor | None = None) -> list[dict]:
+    """The agent's reply to each caller turn, in order, as one call; each spoken into ``reply_NN.wav``. A reply
+    that reads out a card number (one the caller gave) is written as silence, and its entry says so."""
     from voiceagent.dialogue.state import CallState
 
     state = CallState()
@@ -77,8 +80,13 @@ def reply_to_call(turns: list[Turn], folder: Path, agent, tts) -> list[dict]:
             continue
         text = agent.reply(state, turn.text)
         audio_name = f"reply_{len(replies) + 1:02d}.wav"
-        write_wav(folder / audio_name, tts.speak(text))
-        replies.append({"turn": index, "caller": turn.text, "reply": text, "audio": audio_name})
+        speech = tts.speak(text)
+        reply = {"turn": index, "caller": turn.text, "reply": text, "audio": audio_name}
+        if "card" in (redactor or Redactor()).found(text):  # PCI: no card number in the audio written
+            speech = Audio(np.zeros_like(speech.samples), speech.sample_rate)
+            reply["audio_silenced"] = "card"
+        write_wav(folder / audio_name, speech)
+        replies.append(reply)
     if state.actions:
         replies[-1]["actions"] = state.actions
     return replies
@@ -101,13 +109,26 @@ class ResultsLog:
 
     def __init__(self, path: Path):
         self.path = path
-        self.finished = set()
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    self.finished.add(json.loads(line)["call"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a line cut short by a crash: that call runs again
+        self.finished = {result["call"] for result in self.read(path) if isinstance(result.get("call"), str)}
+
+    @staticmethod
+    def read(path: Path) -> list[dict]:
+        """The results in a ``results.jsonl`` so far, in order (none without the file). A line cut short by a
+        crash (that call runs again), or one that is no result, is skipped."""
+        results = []
+        for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(result, dict):
+                results.append(result)
+        return results
+
+    @staticmethod
+    def write(path: Path, results: Iterable[dict]) -> None:
+        """Replace a ``results.jsonl`` with these results, atomically (a purge takes a call's line out)."""
+        write_atomically(path, "".join(json.dumps(result) + "\n" for result in results))
 
     def append(self, result: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -159,10 +180,11 @@ def process_call(
     are made from what was said."""
     folder = out / call
     file = str(source or path)
+    redactor = redactor or Redactor()
     try:
         duration, turns = transcribe_call(path, vad, asr)
         folder.mkdir(parents=True, exist_ok=True)
-        replies = reply_to_call(turns, folder, agent, tts) if agent is not None else None
+        replies = reply_to_call(turns, folder, agent, tts, redactor) if agent is not None else None
     except Exception as exc:  # one bad call must never take down the others
         return error_result(call, file, exc)
     transcript = {
@@ -173,7 +195,6 @@ def process_call(
     }
     if replies is not None:
         transcript["replies"] = replies
-    redactor = redactor or Redactor()
     transcript = {**redactor.data(transcript), "call": call, "file": file}  # the names of files stay as they are
     write_atomically(folder / "transcript.json", json.dumps(transcript, indent=2, ensure_ascii=False))
     write_atomically(folder / "transcript.srt", srt([Turn(**turn) for turn in transcript["turns"]]))

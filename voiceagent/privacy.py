@@ -37,7 +37,6 @@ from pathlib import Path
 
 from voiceagent.dialogue.slots import parse_digits
 from voiceagent.errors import ConfigError
-from voiceagent.files import write_atomically
 
 KINDS = ("card", "phone", "email")
 _REPEATS = {"double", "triple"}
@@ -48,8 +47,10 @@ _SECURITY_CODE_WORDS = re.compile(r"\b(?:cvv|cvc|cv2|security (?:code|number)|di
 _CONTEXT_BEFORE, _CONTEXT_AFTER = 8, 4  # words around a run that count as "near" it
 
 _EMAIL = re.compile(r"(?<![\w.+-])(?<!sip:)(?<!sips:)[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+# Each word of the mailbox is possessive (``++``): it never gives an underscore back to the separator, which would
+# let "a_b_c_..." split in exponentially many ways (one log line could freeze the event loop).
 _SPOKEN_EMAIL = re.compile(
-    r"\b(?P<local>[\w+-]+(?:(?:\s+(?:dot|underscore|dash|hyphen)\s+|[._])[\w+-]+)*)"
+    r"\b(?P<local>[\w+-]++(?:(?:\s+(?:dot|underscore|dash|hyphen)\s+|\.)[\w+-]++)*)"
     r"(?P<at>\s+at\s+|\s*@\s*)"
     r"[\w-]+(?:(?:\s+dot\s+|\.)[\w-]+)*(?:\s+dot\s+|\.)[a-z]{2,}\b",
     re.I,
@@ -217,7 +218,11 @@ class RedactingFilter(logging.Filter):
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.redactor.text(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # a log call whose arguments do not fit its format: log what there is, never raise
+            message = f"{record.msg} {record.args!r}" if record.args else str(record.msg)
+        record.msg, record.args = self.redactor.text(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -251,39 +256,27 @@ def _remove(path: Path) -> Path | None:
     return path
 
 
-def _results_lines(folder: Path) -> list[str]:
-    path = folder / "results.jsonl"
-    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-
-
-def _line_call(line: str) -> dict:
-    try:
-        result = json.loads(line)
-    except json.JSONDecodeError:
-        return {}
-    return result if isinstance(result, dict) else {}
-
-
 def _purge_batch_call(folder: Path, call_id: str) -> list[Path]:
     """One call out of a batch output folder: its ``<call>/`` folder, its uploaded input (an input inside the
     folder, as the API's ``uploads/``; inputs elsewhere are the operator's), and its line of results.jsonl."""
+    from voiceagent.batch import ResultsLog  # here, not at the top: voiceagent.batch imports this module
+
     removed = []
-    lines = _results_lines(folder)
-    listed = any(_line_call(line).get("call") == call_id for line in lines)
+    results = ResultsLog.read(folder / "results.jsonl")
+    listed = any(result.get("call") == call_id for result in results)
     call_folder = folder / call_id
     # Only a call's own folder: never the folder's other files (an API job's uploads/, job.json).
     is_call = listed or (call_folder / "transcript.json").is_file()
     if call_id and call_id not in (".", "..") and "/" not in call_id and call_folder.is_dir() and is_call:
         removed.append(_remove(call_folder))
-    kept = [line for line in lines if _line_call(line).get("call") != call_id]
-    for line in lines:
-        result = _line_call(line)
-        if result.get("call") == call_id and result.get("file"):
+    kept = [result for result in results if result.get("call") != call_id]
+    for result in results:
+        if result.get("call") == call_id and isinstance(result.get("file"), str) and result["file"]:
             source = Path(result["file"]).resolve()
             if source.is_relative_to(folder.resolve()) and (removed_input := _remove(source)):
                 removed.append(removed_input)
-    if len(kept) < len(lines):
-        write_atomically(folder / "results.jsonl", "".join(line + "\n" for line in kept))
+    if len(kept) < len(results):
+        ResultsLog.write(folder / "results.jsonl", kept)
         removed.append(folder / "results.jsonl")
     return removed
 
@@ -316,6 +309,8 @@ def purge_older_than(
     """Remove call data last changed more than ``days`` ago: records and their audio in ``records``; in each batch
     output (or API job) folder, the whole folder when nothing in it is newer, else each call whose folder is old.
     What was removed."""
+    from voiceagent.batch import ResultsLog  # here, not at the top: voiceagent.batch imports this module
+
     cutoff = (time.time() if now is None else now) - days * 86400
     removed = []
     if records is not None and records.is_dir():
@@ -328,8 +323,8 @@ def purge_older_than(
         if _newest_mtime(folder) < cutoff:
             removed.append(_remove(folder))
             continue
-        for line in _results_lines(folder):
-            call = _line_call(line).get("call")
+        for result in ResultsLog.read(folder / "results.jsonl"):
+            call = result.get("call")
             if isinstance(call, str) and (folder / call).is_dir() and _newest_mtime(folder / call) < cutoff:
                 removed += _purge_batch_call(folder, call)
     return removed

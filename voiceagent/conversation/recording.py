@@ -5,7 +5,7 @@ Stereo 16-bit PCM at the transport's rate, the caller on the left and the agent 
 line), so the two stay together in time; what one side has beyond the other waits in memory, and when one side
 falls more than ``MAX_LAG_S`` behind (a transport that stopped sending, a call on hold) it is padded with silence,
 so neither the drift nor the memory grows. A stretch of the caller's side can be silenced afterwards (a card
-number said aloud), in the file or before it gets there.
+number said aloud), in the file or before it gets there; ``caller_frame`` says where it is, padding included.
 """
 
 from __future__ import annotations
@@ -32,20 +32,25 @@ class CallRecording:
         self._pending_length = {"caller": 0, "agent": 0}
         self._written = 0  # frames (sample pairs) in the file
         self._muted: list[tuple[int, int]] = []  # caller stretches to silence, in frames from the start
-
-    @property
-    def caller_position(self) -> int:
-        """Samples of the caller's side so far: where the next one will be in the file."""
-        return self._written + self._pending_length["caller"]
+        self._caller_given = 0  # samples of the caller's side given so far
+        # Where silence was padded into the caller's side: (caller samples given before it, how much).
+        self._caller_padding: list[tuple[int, int]] = []
 
     def caller(self, samples: np.ndarray) -> None:
+        """The caller's next samples, as the line brought them."""
         self._add("caller", samples)
 
     def agent(self, samples: np.ndarray) -> None:
+        """The agent's next samples, as the line played them."""
         self._add("agent", samples)
 
+    def caller_frame(self, given: int) -> int:
+        """Where in the file the caller's ``given``-th sample (counted over what ``caller`` was given) is: later
+        by the silence padded in before it."""
+        return given + sum(count for at, count in self._caller_padding if at <= given)
+
     def silence_caller(self, start: int, end: int) -> None:
-        """Silence the caller's side from sample ``start`` to ``end`` (in the file already, or still to come)."""
+        """Silence the caller's side from frame ``start`` to ``end`` (in the file already, or still to come)."""
         start, end = max(0, start), max(0, end)
         if end <= start:
             return
@@ -75,6 +80,8 @@ class CallRecording:
             return
         self._pending[side].append(np.asarray(samples, np.float32).reshape(-1))
         self._pending_length[side] += len(samples)
+        if side == "caller":
+            self._caller_given += len(samples)
         other = "agent" if side == "caller" else "caller"
         lag = self._pending_length[side] - self._pending_length[other]
         if lag > MAX_LAG_S * self.sample_rate:
@@ -85,6 +92,8 @@ class CallRecording:
         if count > 0:
             self._pending[side].append(np.zeros(count, np.float32))
             self._pending_length[side] += count
+            if side == "caller":
+                self._caller_padding.append((self._caller_given, count))
 
     def _take(self, side: str, count: int) -> np.ndarray:
         data = np.concatenate(self._pending[side]) if self._pending[side] else np.zeros(0, np.float32)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import queue
 import threading
 import time
@@ -43,6 +44,8 @@ from voiceagent.dialogue.agent import meaningful_words
 from voiceagent.dialogue.state import CallState, TurnRecord
 from voiceagent.files import write_atomically
 from voiceagent.privacy import Redactor, record_name
+
+log = logging.getLogger(__name__)
 
 ASR_RATE = 16000
 #: Slack around a caller turn silenced in the call's audio (VAD decisions and resampling lag the sound a little).
@@ -185,7 +188,10 @@ class _Worker:
     def _run(self) -> None:
         while (item := self._jobs.get()) is not None:
             job, args = item
-            job(*args)
+            try:
+                job(*args)
+            except Exception:  # one failed job (a transcription, a reply) must not strand the call's next ones
+                log.exception("%s: %s failed", self._thread.name, getattr(job, "__name__", job))
 
     def close(self) -> None:
         """Stop once the jobs queued so far have run."""
@@ -200,6 +206,7 @@ class _Chunk:
     sentence: str
     samples: np.ndarray
     position: int = 0
+    private: bool = False  # it speaks a card number: the caller hears it, the call's audio keeps silence
 
 
 @dataclass
@@ -294,15 +301,19 @@ class CallSession:
         self._played_levels: deque[tuple[int, float]] = deque()
         self._played_samples = 0
         self._echo_gain = 1.0  # the echo's level over the playback's; learnt while the agent plays
-        self._listener = _Worker(f"listener-{self.call_id[:8]}", inline)
-        self._recording = None
+        self._recording = None  # opened before the workers start: a file that will not open leaks no thread
         if engine.records is not None and engine.record_audio:
             self._recording = CallRecording(engine.records / f"{record_name(self.call_id)}.wav", sample_rate)
         self._listened = 0  # caller samples (16 kHz) through the VAD so far
-        self._turn_spans: dict[int, list[int]] = {}  # each caller turn's [start, end] in the recording's samples
+        self._turn_spans: dict[int, list[int]] = {}  # each caller turn's [start, end] in the recording's frames
+        # Per ended turn whose audio is recorded, the transcript that decides whether it is silenced (a card
+        # number in it), until that check ran: it runs however many turns or hang-ups came since.
+        self._unchecked: dict[int, _Transcription] = {}
+        self._snapshot: dict | None = None  # the record as last saved, redacted
         #: Set once everything about the call is written (its record, and its audio once the transcripts still
         #: running when it ended have silenced what they must).
         self.finished = threading.Event()
+        self._listener = _Worker(f"listener-{self.call_id[:8]}", inline)
         self._speaker = _Worker(f"speaker-{self.call_id[:8]}", inline)
 
     # Transport side -------------------------------------------------------------------------------------------
@@ -340,6 +351,7 @@ class CallSession:
     def play(self, count: int) -> np.ndarray:
         """The next ``count`` samples of the agent's voice at the transport's rate (silence when it is quiet)."""
         out = np.zeros(count, np.float32)
+        private: list[tuple[int, int]] = []  # stretches of ``out`` that speak a card number
         with self._lock:
             reply = self._reply
             filled = 0
@@ -349,6 +361,8 @@ class CallSession:
                 if filled == 0 and chunk.position == 0 and "first_audio" not in reply.marks:
                     reply.marks["first_audio"] = self.clock()
                 out[filled : filled + len(take)] = take
+                if chunk.private:
+                    private.append((filled, filled + len(take)))
                 filled += len(take)
                 chunk.position += len(take)
                 if chunk.position >= len(chunk.samples):
@@ -357,7 +371,10 @@ class CallSession:
             if self.rules.echo_guard != "off" and count:
                 self._remember_played(out)
             if self._recording is not None and not self.ended.is_set():
-                self._recording.agent(out)
+                recorded = out.copy() if private else out
+                for start, end in private:
+                    recorded[start:end] = 0.0
+                self._recording.agent(recorded)
             if reply is not None and reply.generated and not reply.chunks and not self._paused:
                 self._reply_played(reply)
         return out
@@ -454,7 +471,8 @@ class CallSession:
         self._partial_at = 0
         self._transcriptions = []
         start = self._listened - len(self._turn_audio) * self._frame
-        self._turn_spans[self._turn_number] = [self._recorded_at(start - SILENCE_MARGIN_S * ASR_RATE)] * 2
+        if self._recording is not None:
+            self._turn_spans[self._turn_number] = [self._recorded_at(start - SILENCE_MARGIN_S * ASR_RATE)] * 2
         if self._reply is not None and not self._reply.interrupted and not self._paused:
             self._paused = True  # the caller may be interrupting
             self._reply.marks.setdefault("barge_in", now)
@@ -462,12 +480,15 @@ class CallSession:
 
     def _turn_ended(self, now: float, event: Event) -> None:
         marks = {"end_of_speech": self._last_speech_at, "endpoint": now}
-        self._turn_spans[self._turn_number][1] = self._recorded_at(self._listened + SILENCE_MARGIN_S * ASR_RATE)
+        if self._recording is not None:
+            self._turn_spans[self._turn_number][1] = self._recorded_at(self._listened + SILENCE_MARGIN_S * ASR_RATE)
         if (early := self._early_transcription()) is None:
             self._transcribe("final", marks)
         else:
             self._waiting_final = (marks, early)
+            self._check_later(early)
             if early.text is not None:
+                self._silence_card(early)
                 self._final_transcript()
         if event is Event.MAX_TURN:
             self.on_event("max_turn", {})
@@ -482,20 +503,38 @@ class CallSession:
         self._transcriptions.append(wanted)
         if marks is not None:
             self._waiting_final = (marks, wanted)
+            self._check_later(wanted)
         audio = np.concatenate(self._turn_audio)
         self._listener.submit(self._run_asr, wanted, audio)
+
+    def _check_later(self, final: _Transcription) -> None:
+        """The turn's final transcript is the one that says whether its audio is silenced: run it whatever
+        comes next (a newer turn, a hang-up)."""
+        if self._recording is not None:
+            self._unchecked[final.turn] = final
+
+    def _silence_card(self, transcription: _Transcription) -> None:
+        """PCI: no card number in the call's audio. Once a turn's final transcript is there, the turn is
+        silenced if it has one."""
+        if self._unchecked.get(transcription.turn) is not transcription:
+            return
+        del self._unchecked[transcription.turn]
+        if "card" in self.engine.redactor.found(transcription.text or ""):
+            self._recording.silence_caller(*self._turn_spans[transcription.turn])
 
     def _run_asr(self, wanted: _Transcription, audio: np.ndarray) -> None:
         with self._lock:
             awaited = self._waiting_final is not None and self._waiting_final[1] is wanted
             newest = wanted.turn == self._turn_number and self._transcriptions[-1] is wanted
-        if not (awaited or (newest and not self.ended.is_set())):
+            unchecked = self._unchecked.get(wanted.turn) is wanted
+        if not (awaited or unchecked or (newest and not self.ended.is_set())):
             return  # a newer transcript of this turn is asked for already, or the turn is over
         text = self.engine.transcribe(audio, partial=wanted.kind == "partial")
         if text is None:
             return  # busy with other calls' turns: no partial this time
         with self._lock:
             wanted.text = text
+            self._silence_card(wanted)
             if self._waiting_final is not None and self._waiting_final[1] is wanted:
                 self._final_transcript()
             elif wanted.turn == self._turn_number and self._endpointer.in_turn:
@@ -508,8 +547,6 @@ class CallSession:
         (marks, transcription), self._waiting_final = self._waiting_final, None
         marks["transcript"] = self.clock()
         text = transcription.text or ""
-        if self._recording is not None and "card" in self.engine.redactor.found(text):
-            self._recording.silence_caller(*self._turn_spans[transcription.turn])  # PCI: no card in the audio
         if self.ended.is_set():
             return  # the caller's last words, transcribed after the hang-up for the audio's sake alone
         reply = self._reply
@@ -528,8 +565,9 @@ class CallSession:
         self._speaker.submit(self._speak, "reply", text, None, marks)
 
     def _recorded_at(self, listened: float) -> int:
-        """The place in the call's audio (at the line's rate) of a point of the caller's 16 kHz audio."""
-        return max(0, int(listened * self.sample_rate / ASR_RATE))
+        """The frame in the call's audio of a point of the caller's 16 kHz audio: the caller's samples given to
+        the recording up to there, and the silence it padded in before them (the line stalled)."""
+        return self._recording.caller_frame(max(0, int(listened * self.sample_rate / ASR_RATE)))
 
     def _enough_words(self, text: str) -> bool:
         words = [w for w in meaningful_words(text) if w not in BACKCHANNELS]
@@ -629,7 +667,8 @@ class CallSession:
             if reply.cancel.is_set() or self.ended.is_set():
                 return False
             reply.marks.setdefault("first_audio_ready", self.clock())
-            reply.chunks.append(_Chunk(sentence, samples.astype(np.float32, copy=False)))
+            private = self._recording is not None and "card" in self.engine.redactor.found(sentence)
+            reply.chunks.append(_Chunk(sentence, samples.astype(np.float32, copy=False), private=private))
             self.on_event("agent", {"text": sentence})
             return True
 
@@ -703,15 +742,26 @@ class CallSession:
         self.on_event("ended", {"reason": reason})
 
     def _finish(self) -> None:
-        with self._lock:
-            if self._recording is not None:
-                self._recording.close()
-        self.finished.set()
+        try:
+            with self._lock:
+                if self._recording is not None:
+                    self._recording.close()
+        finally:
+            self.finished.set()  # whatever happened: wait() returns
 
     # The record -------------------------------------------------------------------------------------------------
 
     def record(self) -> dict:
         """The call so far: its turns (with latencies), slots and actions; ``end_reason`` once it is over."""
+        return {**self._about(), **self.state.to_dict()}
+
+    def snapshot(self) -> dict:
+        """The call's record as last saved, redacted: what others may read while the call goes on (the call
+        state itself changes under them on the session's threads). Before the first save, the call alone."""
+        with self._lock:
+            return self._snapshot if self._snapshot is not None else self._redacted(self._about())
+
+    def _about(self) -> dict:
         return {
             "call_id": self.call_id,
             "transport": self.transport,
@@ -720,17 +770,19 @@ class CallSession:
             "end_reason": self.end_reason,
             "transfer_to": self.transfer_to,
             **({"audio": self._recording.path.name} if self._recording is not None else {}),
-            **self.state.to_dict(),
         }
 
+    def _redacted(self, record: dict) -> dict:
+        """The record redacted; the call id and the audio's name stay as they are: they name the files."""
+        names = {key: record[key] for key in ("call_id", "audio") if key in record}
+        return {**self.engine.redactor.data(record), **names}
+
     def _save(self) -> None:
-        """Write the record, redacted; the call id and the audio's name stay as they are: they name the files."""
-        if self.engine.records is not None:
-            with self._lock:  # the speaker thread and the one that ends the call may both save
-                record = self.record()
-                names = {key: record[key] for key in ("call_id", "audio") if key in record}
-                redacted = {**self.engine.redactor.data(record), **names}
-                text = json.dumps(redacted, indent=1, ensure_ascii=False, default=str)
+        """Keep the record, redacted, as the snapshot, and write it where the engine keeps records."""
+        with self._lock:  # the speaker thread and the one that ends the call may both save
+            self._snapshot = self._redacted(self.record())
+            if self.engine.records is not None:
+                text = json.dumps(self._snapshot, indent=1, ensure_ascii=False, default=str)
                 write_atomically(self.engine.records / f"{record_name(self.call_id)}.json", text)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voiceagent.audio import Audio
+from voiceagent.config import DEFAULT_CONFIG, read_toml
 from voiceagent.conversation.session import CallSession, Engine
 from voiceagent.telephony.metrics import Metrics
 
@@ -68,12 +69,16 @@ class TelephonyServer:
         self.engine = engine
         self.max_calls = max_calls
         self.sip_options = sip_options or {}
-        #: The [api] table: the HTTP API's token, limits and jobs folder.
-        self.api_options = api_options or {}
+        #: The [api] table (its defaults under what was given): the HTTP API's token, limits and jobs folder.
+        self.api_options = {**read_toml(DEFAULT_CONFIG)["api"], **(api_options or {})}
+        #: The HTTP API's batch jobs (``voiceagent.web.api.Jobs``), once the http listener serves them.
+        self.jobs = None
         #: Call records, their audio and API jobs older than this many days are deleted (0: kept).
         self.retention_days = retention_days
         self.metrics = Metrics()
         self.calls: dict[str, CallSession] = {}
+        # Calls that have ended but are still writing their record and audio (until session.finished).
+        self._finishing: dict[str, CallSession] = {}
         self.started = time.monotonic()
         #: The bound addresses, once listening (port 0 in the config picks a free one).
         self.bound: dict[str, tuple[str, int]] = {}
@@ -107,12 +112,23 @@ class TelephonyServer:
     def call_ended(self, session: CallSession, reason: str = "caller hung up") -> None:
         """The transport's end of a call (idempotent): the session closed, the call forgotten."""
         session.close(reason)
+        self._finishing = {call_id: s for call_id, s in self._finishing.items() if not s.finished.is_set()}
+        if not session.finished.is_set():
+            self._finishing[session.call_id] = session
         if self.calls.pop(session.call_id, None) is not None:
             self.metrics.call_ended(session.transport)
             turns = sum(t.role == "caller" for t in session.state.turns)
             log.info(
                 "call %s ended (%s): %s, %d caller turns", session.call_id, session.transport, session.end_reason, turns
             )
+
+    def in_progress(self, call_id: str) -> bool:
+        """Whether the call of that id is on, or has ended and is still writing its record or audio: until it has
+        finished, its files are neither final nor safe to delete."""
+        if call_id in self.calls:
+            return True
+        session = self._finishing.get(call_id)
+        return session is not None and not session.finished.is_set()
 
     def health(self) -> dict:
         return {"status": "ok", "active_calls": len(self.calls), "uptime_s": round(time.monotonic() - self.started)}
@@ -148,16 +164,16 @@ class TelephonyServer:
             log.info("stopped")
 
     async def _keep_retention(self) -> None:
-        """Delete call records, their audio and API jobs older than ``retention_days``: now, then every hour."""
-        from pathlib import Path
-
-        from voiceagent.privacy import job_folders, purge_older_than
+        """Delete call records, their audio and API jobs older than ``retention_days``: now, then every hour.
+        Jobs go through the API's ``Jobs`` (queued and running ones are left alone); without the http listener
+        there is no API in this process, and its jobs folder waits for a server that serves it."""
+        from voiceagent.privacy import purge_older_than
 
         while True:
-            jobs = self.api_options.get("jobs")
-            folders = job_folders(Path(jobs) if jobs else None)
             try:
-                removed = await asyncio.to_thread(purge_older_than, self.retention_days, self.engine.records, folders)
+                removed = await asyncio.to_thread(purge_older_than, self.retention_days, self.engine.records)
+                if self.jobs is not None:
+                    removed += await asyncio.to_thread(self.jobs.purge_older_than, self.retention_days)
             except OSError as exc:  # a file in use, a folder gone: the next round tries again
                 log.warning("retention: %s", exc)
             else:

@@ -2,19 +2,29 @@
 ``GET /api/openapi.json`` (voiceagent/web/openapi.py).
 
 **Jobs**: ``POST /api/jobs`` takes recorded calls as uploads (multipart ``file`` parts, streamed to disk up to
-``[api] max_upload_mb`` and each read with ``read_audio`` before the job is accepted: a rejected job leaves
-nothing behind) or as paths on the server under ``[api] batch_roots``. Jobs run one at a time on a worker thread
-with the server's loaded stages (``run_batch``), into ``<[api] jobs>/<job id>/``: the layout of
-``voiceagent batch --out``, the uploads in ``uploads/``, the job's state in ``job.json``. Unfinished jobs are
-queued again when the server starts, and their batch goes on from the calls its results log has not got yet.
+``[api] max_upload_mb``, each checked as audio from its header and first frames (``probe_audio``) before the job
+is accepted: a rejected job leaves nothing behind) or as paths on the server under ``[api] batch_roots``. Jobs run
+one at a time on a worker thread with the server's loaded stages (``run_batch``), into ``<[api] jobs>/<job id>/``:
+the layout of ``voiceagent batch --out``, the uploads in ``uploads/``, the job's state in ``job.json``. Unfinished
+jobs are queued again when the server starts, and their batch goes on from the calls its results log has not got yet.
+A folder without ``job.json`` is an upload in progress (this server's or another's sharing the folder): removed
+at start only once nothing in it has changed for ``STALE_UPLOAD_S``. Every change to a job's files (deleting it,
+purging a call of it, retention) goes through ``Jobs``, and never touches a job that is queued or running.
 
-**Calls**: the calls in progress (in memory, redacted on the way out) and the finished ones
-(``<records>/<call id>.json``, with the call's audio beside it as ``<call id>.wav``).
+**Calls**: the calls in progress (their record as last saved, redacted) and the finished ones
+(``<records>/<call id>.json``, with the call's audio beside it as ``<call id>.wav``). ``DELETE
+/api/calls/{call_id}`` removes that record and its audio, nothing else: a job's calls are named after their files,
+not after live calls, so one of them is removed with ``DELETE /api/jobs/{job_id}/calls/{call}``. A call that has
+hung up but is still writing its record or audio is in progress (409) until it has finished.
 
 **Auth**: with ``[api] token`` set, every path under /api/ (the softphone's WebSocket and audio files too) needs
 ``Authorization: Bearer <token>`` or ``?token=<token>`` (a browser cannot put a header on a WebSocket or an
-``<audio src>``); without one the API is open, which is why the http listener binds 127.0.0.1 by default.
-Every error under /api/ is JSON: ``{"error": "..."}``.
+``<audio src>``); without one the API answers only requests whose Host is a loopback name (127.0.0.1,
+localhost or [::1], any port), so that a web page cannot reach it by DNS rebinding (a name of the attacker's
+that resolves to 127.0.0.1): 403 for any other Host. And whatever the token, a request with an ``Origin`` header
+whose host:port is not the request's Host is refused (403): another site's page cannot open the softphone's
+WebSocket or submit a form to /api/jobs in the operator's browser. Clients that send no Origin (curl, scripts)
+are not affected. Every error under /api/ is JSON: ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -29,17 +39,17 @@ import re
 import shutil
 import statistics
 import threading
+import time
 import uuid
 from pathlib import Path
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from voiceagent.audio import read_audio
-from voiceagent.batch import AUDIO_SUFFIXES, find_calls, run_batch
-from voiceagent.config import DEFAULT_CONFIG, read_toml
+from voiceagent.audio import probe_audio
+from voiceagent.batch import AUDIO_SUFFIXES, ResultsLog, find_calls, run_batch
 from voiceagent.files import write_atomically
-from voiceagent.privacy import purge_call, record_name
+from voiceagent.privacy import purge_call, purge_older_than, record_name, records_in
 from voiceagent.telephony.server import TelephonyServer
 
 log = logging.getLogger("voiceagent.api")
@@ -50,13 +60,20 @@ UNFINISHED = ("queued", "running")
 #: What a job's folder holds besides its calls' folders.
 JOB_FILES = ("uploads", "job.json", "results.jsonl")
 MB = 1024 * 1024
+#: A job folder without job.json that has not changed for this long is an upload that was cut short.
+STALE_UPLOAD_S = 600.0
+#: How long stopping waits for the job running to finish (it is queued again at the next start if it does not).
+STOP_WAIT_S = 10.0
+#: The Host names the API answers without a token.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def setup(app: web.Application, server: TelephonyServer) -> None:
     """Add the /api/ routes, the auth and error middleware, and the jobs' worker thread (started and stopped with
     the app) to ``app``."""
-    options = {**read_toml(DEFAULT_CONFIG)["api"], **server.api_options}
+    options = server.api_options
     jobs = Jobs(Path(options["jobs"]), server.engine, int(options["max_jobs"]))
+    server.jobs = jobs  # the server's retention pass goes through them too
     api = Api(server, jobs, options)
     app.middlewares.append(_api_middleware(str(options["token"])))
     app.add_routes(api.routes())
@@ -65,7 +82,7 @@ def setup(app: web.Application, server: TelephonyServer) -> None:
         jobs.start()
 
     async def stop_worker(app: web.Application) -> None:
-        jobs.stop()
+        await asyncio.to_thread(jobs.stop)
 
     app.on_startup.append(start_worker)
     app.on_cleanup.append(stop_worker)
@@ -81,13 +98,27 @@ def _error(status: type[web.HTTPException], message: str, **options) -> web.HTTP
 
 
 def _api_middleware(token: str):
-    """Bearer-token auth for every path under /api/ (when ``token`` is set), and aiohttp's own errors there (404,
-    405, 413...) as JSON like the API's."""
+    """For every path under /api/: a request from another site's page refused (``Origin``), without ``token`` a
+    Host that is not a loopback name refused, with it the bearer token required; and aiohttp's own errors there
+    (404, 405, 413...) as JSON like the API's."""
 
     @web.middleware
     async def api(request: web.Request, handler) -> web.StreamResponse:
         if request.path != "/api" and not request.path.startswith("/api/"):
             return await handler(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.partition("://")[2].lower() != request.host.lower():
+            raise _error(
+                web.HTTPForbidden,
+                f"a request from another site's page ({origin[:100]}) is refused: only pages served by "
+                f"{request.host[:100]} may use this API",
+            )
+        if not token and _host_name(request.host) not in LOOPBACK_HOSTS:
+            raise _error(
+                web.HTTPForbidden,
+                f"without [api] token this API answers only requests to 127.0.0.1, localhost or [::1], "
+                f"not {request.host[:100]}: set [api] token to serve other hosts",
+            )
         if token and not _authorized(request, token):
             raise _error(
                 web.HTTPUnauthorized,
@@ -106,6 +137,13 @@ def _api_middleware(token: str):
             return web.json_response({"error": message}, status=exc.status, headers=headers)
 
     return api
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port: "[::1]:8080" is "::1", "localhost:8080" "localhost"."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if ":" in host else host
 
 
 def _authorized(request: web.Request, token: str) -> bool:
@@ -127,6 +165,9 @@ class Jobs:
         self.max_jobs = max_jobs
         self._jobs: dict[str, dict] = {}  # job id -> its state, oldest first
         self._lock = threading.Lock()  # the worker thread changes states the event loop reads
+        # Held while a job's files are removed (deleting a job, purging a call, retention), so that two of those
+        # never work on one folder at once; never held on the event loop.
+        self._files_lock = threading.Lock()
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._load()
@@ -141,7 +182,9 @@ class Jobs:
             try:
                 job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
             except FileNotFoundError:
-                shutil.rmtree(folder, ignore_errors=True)  # an upload the server stopped in the middle of
+                # An upload in progress (another server may share the folder), or one cut short if it is stale.
+                if _last_change(folder) < time.time() - STALE_UPLOAD_S:
+                    shutil.rmtree(folder, ignore_errors=True)
                 continue
             except (OSError, ValueError) as exc:
                 log.warning("job %s skipped: its job.json cannot be read (%s)", folder.name, exc)
@@ -157,15 +200,22 @@ class Jobs:
                 log.info("job %s queued again (%s)", job["job_id"], resumes)
 
     def start(self) -> None:
+        """Start the worker thread: the queued jobs run, one at a time."""
         self._worker = threading.Thread(target=self._run, name="api-jobs", daemon=True)
         self._worker.start()
 
-    def stop(self) -> None:
-        """No job starts after this; the one running finishes its call in flight (or is queued again at the next
-        start, when the process ends first)."""
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Tell the worker to stop once the job running (if any) has finished, and wait for it up to
+        ``timeout_s`` (``STOP_WAIT_S``): no job starts after this. A job still running then ends with the process
+        and is queued again at the next start, going on from the calls its results log has."""
         self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(STOP_WAIT_S if timeout_s is None else timeout_s)
+            if self._worker.is_alive():
+                log.warning("a job is still running: it is queued again at the next start")
 
     def folder(self, job_id: str) -> Path:
+        """The folder of a job (whether or not it exists)."""
         return self.root / job_id
 
     def new_folder(self) -> tuple[str, Path]:
@@ -175,9 +225,11 @@ class Jobs:
         return job_id, self.folder(job_id)
 
     def full(self) -> bool:
+        """Whether ``max_jobs`` jobs are queued or running: no more are taken."""
         return self.unfinished() >= self.max_jobs
 
     def unfinished(self) -> int:
+        """The jobs queued or running."""
         with self._lock:
             return sum(job["status"] in UNFINISHED for job in self._jobs.values())
 
@@ -210,31 +262,45 @@ class Jobs:
         with self._lock:
             return [dict(job) for job in reversed(self._jobs.values())]
 
-    def delete(self, job_id: str) -> bool:
-        """Forget a job that is not running and remove its folder; False while it runs."""
-        with self._lock:
-            if self._jobs[job_id]["status"] == "running":
-                return False
-            del self._jobs[job_id]  # a queued job is skipped when the worker comes to it
-        shutil.rmtree(self.folder(job_id), ignore_errors=True)
-        return True
+    def delete(self, job_id: str) -> str:
+        """Forget a job that is not running and remove its folder: "deleted", "running" (left as it is) or
+        "missing" (no such job: never was, or deleted by a request before this one)."""
+        with self._files_lock:
+            with self._lock:
+                job = self._jobs.get(job_id)
+                if job is None:
+                    return "missing"
+                if job["status"] == "running":
+                    return "running"
+                del self._jobs[job_id]  # a queued job is skipped when the worker comes to it
+            shutil.rmtree(self.folder(job_id), ignore_errors=True)
+            return "deleted"
 
-    def folders(self) -> list[Path]:
-        with self._lock:
-            return [self.folder(job_id) for job_id in self._jobs]
+    def purge_call(self, job_id: str, call: str) -> list[Path] | None:
+        """Remove one call of a finished job (``privacy.purge_call``: its folder, its upload, its results line);
+        what was removed, or None while the job is queued or running (its worker writes those files)."""
+        with self._files_lock:  # a finished job never runs again: only another removal could interfere
+            job = self.get(job_id)
+            if job is None or job["status"] in UNFINISHED:
+                return None
+            return purge_call(call, None, [self.folder(job_id)])
+
+    def purge_older_than(self, days: float) -> list[Path]:
+        """Retention: ``privacy.purge_older_than`` over the finished jobs' folders (those queued or running are
+        not touched); a job whose whole folder went is forgotten. What was removed."""
+        removed = []
+        with self._files_lock:
+            for job in self.all():
+                if job["status"] not in UNFINISHED:
+                    removed += purge_older_than(days, None, [self.folder(job["job_id"])])
+                    if not self.folder(job["job_id"]).exists():
+                        with self._lock:
+                            self._jobs.pop(job["job_id"], None)
+        return removed
 
     def results(self, job: dict) -> list[dict]:
         """The job's results log: one line per finished call, the same JSON as ``voiceagent batch`` writes."""
-        path = self.folder(job["job_id"]) / "results.jsonl"
-        if not path.exists():
-            return []
-        results = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                results.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash: that call runs again
-        return results
+        return ResultsLog.read(self.folder(job["job_id"]) / "results.jsonl")
 
     def view(self, job: dict) -> dict:
         """The job as the API shows it: its state and its progress from the results log."""
@@ -251,6 +317,7 @@ class Jobs:
         write_atomically(self.folder(job["job_id"]) / "job.json", json.dumps(job, indent=1, ensure_ascii=False))
 
     def _run(self) -> None:
+        """The worker: each queued job in turn, until ``stop``."""
         while (job_id := self._queue.get()) is not None:
             with self._lock:
                 job = self._jobs.get(job_id)
@@ -295,6 +362,7 @@ class Api:
         self.batch_roots = [Path(root).resolve() for root in options["batch_roots"]]
 
     def routes(self) -> list[web.RouteDef]:
+        """Every /api/ route this serves (the softphone's WebSocket, /api/softphone, is in web/softphone.py)."""
         return [
             web.get("/api/openapi.json", self.openapi),
             web.get("/api/calls", self.list_calls),
@@ -307,6 +375,7 @@ class Api:
             web.delete("/api/jobs/{job_id}", self.delete_job),
             web.get("/api/jobs/{job_id}/results", self.job_results),
             web.get("/api/jobs/{job_id}/calls/{call}", self.job_call),
+            web.delete("/api/jobs/{job_id}/calls/{call}", self.delete_job_call),
             web.get("/api/jobs/{job_id}/calls/{call}/replies/{name}", self.job_reply),
         ]
 
@@ -322,8 +391,9 @@ class Api:
         return self.server.engine.records
 
     def _active_record(self, call_id: str) -> dict | None:
+        """A call in progress: its record as last saved, redacted (never its live state: its threads change it)."""
         session = self.server.calls.get(call_id)
-        return None if session is None else self.server.engine.redactor.data(session.record())
+        return None if session is None else session.snapshot()
 
     def _finished_record(self, call_id: str) -> dict | None:
         if self.records is None:
@@ -341,16 +411,17 @@ class Api:
         path = self.records / f"{record_name(call_id)}.wav"
         return path if path.is_file() else None
 
+    def _finished_summaries(self) -> dict[str, dict]:
+        """The summary of each call record on disk, by call id (on a worker thread: it reads every record)."""
+        if self.records is None:
+            return {}
+        return {
+            str(record["call_id"]): self._summary(str(record["call_id"]), record, active=False)
+            for record in records_in(self.records)
+        }
+
     async def list_calls(self, request: web.Request) -> web.Response:
-        calls = {}
-        if self.records is not None and self.records.is_dir():
-            for path in self.records.glob("*.json"):
-                try:
-                    record = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    log.warning("call record %s skipped: %s", path, exc)
-                    continue
-                calls[path.stem] = self._summary(path.stem, record, active=False)
+        calls = await asyncio.to_thread(self._finished_summaries)
         for call_id in list(self.server.calls):  # a call in progress has a record on disk too: this one is newer
             record = self._active_record(call_id)
             if record is not None:
@@ -380,29 +451,26 @@ class Api:
         record = self._active_record(call_id)
         active = record is not None
         if record is None:
-            record = self._finished_record(call_id)
+            record = await asyncio.to_thread(self._finished_record, call_id)
         if record is None:
             raise _error(web.HTTPNotFound, f"no call {call_id}")
-        return web.json_response(
-            {**record, "active": active, "has_audio": not active and self._audio(call_id) is not None}
-        )
+        has_audio = not active and await asyncio.to_thread(self._audio, call_id) is not None
+        return web.json_response({**record, "active": active, "has_audio": has_audio})
 
     async def call_audio(self, request: web.Request) -> web.StreamResponse:
         call_id = request.match_info["call_id"]
-        if call_id in self.server.calls:
+        if self.server.in_progress(call_id):
             raise _error(web.HTTPConflict, f"call {call_id} is in progress: its audio is written when it ends")
-        path = self._audio(call_id)
+        path = await asyncio.to_thread(self._audio, call_id)
         if path is None:
             raise _error(web.HTTPNotFound, f"no audio of call {call_id}")
         return web.FileResponse(path, headers={"Content-Type": "audio/wav"})  # Range requests: an <audio> can seek
 
     async def delete_call(self, request: web.Request) -> web.Response:
         call_id = request.match_info["call_id"]
-        if call_id in self.server.calls:
-            raise _error(web.HTTPConflict, f"call {call_id} is in progress: hang it up first")
-        if call_id in JOB_FILES:  # purge_call removes <job>/<call id>: never a job's own files
-            raise _error(web.HTTPNotFound, f"no call {call_id}")
-        deleted = await asyncio.to_thread(purge_call, call_id, self.records, self.jobs.folders())
+        if self.server.in_progress(call_id):
+            raise _error(web.HTTPConflict, f"call {call_id} is in progress: delete it once it has ended")
+        deleted = await asyncio.to_thread(purge_call, call_id, self.records) if self.records is not None else []
         if not deleted:
             raise _error(web.HTTPNotFound, f"no call {call_id}: nothing of it was found")
         return web.json_response({"call_id": call_id, "deleted": [str(path) for path in deleted]})
@@ -463,7 +531,7 @@ class Api:
             raise _error(web.HTTPBadRequest, "no files: send the recorded calls as multipart 'file' parts")
         for path in files:
             try:
-                await asyncio.to_thread(read_audio, path)
+                await asyncio.to_thread(probe_audio, path)
             except Exception as exc:  # AudioError, or whatever a decoder raises on a file it chokes on
                 raise _error(web.HTTPBadRequest, f"{path.name}: not a usable recording: {exc}") from exc
         return [str(path.resolve()) for path in files], reply
@@ -530,19 +598,23 @@ class Api:
         return job
 
     async def list_jobs(self, request: web.Request) -> web.Response:
-        return web.json_response([self.jobs.view(job) for job in self.jobs.all()])
+        views = await asyncio.to_thread(lambda: [self.jobs.view(job) for job in self.jobs.all()])
+        return web.json_response(views)
 
     async def get_job(self, request: web.Request) -> web.Response:
-        return web.json_response(self.jobs.view(self._job(request)))
+        return web.json_response(await asyncio.to_thread(self.jobs.view, self._job(request)))
 
     async def delete_job(self, request: web.Request) -> web.Response:
         job = self._job(request)
-        if not await asyncio.to_thread(self.jobs.delete, job["job_id"]):
+        outcome = await asyncio.to_thread(self.jobs.delete, job["job_id"])
+        if outcome == "running":
             raise _error(web.HTTPConflict, f"job {job['job_id']} is running: delete it once it has finished")
+        if outcome == "missing":  # deleted by another request since _job found it
+            raise _error(web.HTTPNotFound, f"no job {job['job_id']}")
         return web.json_response({"job_id": job["job_id"], "deleted": True})
 
     async def job_results(self, request: web.Request) -> web.Response:
-        return web.json_response(self.jobs.results(self._job(request)))
+        return web.json_response(await asyncio.to_thread(self.jobs.results, self._job(request)))
 
     def _call_folder(self, request: web.Request) -> Path:
         """The folder of a call of the job that finished well (its transcript in it); 404 for any other."""
@@ -561,15 +633,35 @@ class Api:
         return folder
 
     async def job_call(self, request: web.Request) -> web.Response:
-        transcript = self._call_folder(request) / "transcript.json"
-        return web.Response(body=transcript.read_bytes(), content_type="application/json")
+        folder = await asyncio.to_thread(self._call_folder, request)
+        body = await asyncio.to_thread((folder / "transcript.json").read_bytes)
+        return web.Response(body=body, content_type="application/json")
+
+    async def delete_job_call(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        call = request.match_info["call"]
+        if call in JOB_FILES:  # purge_call removes <job>/<call>: never a job's own files
+            raise _error(web.HTTPNotFound, f"no call {call} in job {job['job_id']}")
+        deleted = await asyncio.to_thread(self.jobs.purge_call, job["job_id"], call)
+        if deleted is None:
+            raise _error(
+                web.HTTPConflict, f"job {job['job_id']} is {job['status']}: purge its calls once it has finished"
+            )
+        if not deleted:
+            raise _error(web.HTTPNotFound, f"no call {call} in job {job['job_id']}: nothing of it was found")
+        return web.json_response({"call_id": call, "deleted": [str(path) for path in deleted]})
 
     async def job_reply(self, request: web.Request) -> web.StreamResponse:
-        folder = self._call_folder(request)
+        folder = await asyncio.to_thread(self._call_folder, request)
         name = request.match_info["name"]
         if not REPLY_NAME.fullmatch(name) or not (folder / name).is_file():
             raise _error(web.HTTPNotFound, f"no reply {name} in call {request.match_info['call']}")
         return web.FileResponse(folder / name, headers={"Content-Type": "audio/wav"})
+
+
+def _last_change(folder: Path) -> float:
+    """When anything in ``folder`` (itself or a file under it) last changed."""
+    return max(path.stat().st_mtime for path in (folder, *folder.rglob("*")))
 
 
 def _boolean(text: str, field: str) -> bool:
@@ -583,8 +675,9 @@ def _boolean(text: str, field: str) -> bool:
 def _upload_name(filename: str, uploads: Path, taken: list[Path]) -> str:
     """A safe name in ``uploads`` for an uploaded file: no folders (a client's path parts are dropped), no odd
     characters, not hidden, unique; an audio file's suffix, or a 400 naming the file."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", filename.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".")
-    stem, dot, suffix = name.rpartition(".")
+    stem, dot, suffix = filename.replace("\\", "/").rsplit("/", 1)[-1].rpartition(".")
+    stem = record_name(stem).lstrip(".")
+    name = f"{stem}.{suffix}"
     if not filename or f".{suffix.lower()}" not in AUDIO_SUFFIXES or not dot or not stem:
         raise _error(
             web.HTTPBadRequest,

@@ -14,18 +14,21 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _errors(*statuses: int) -> dict:
-    """The error responses of a route, each ``{"error": "..."}``; every route can answer 401."""
+    """The error responses of a route, each ``{"error": "..."}``; every route can answer 401 and 403."""
     reasons = {
         400: "Bad input: the message says what and, for an upload, which file",
         401: "The API has a token and the request did not carry it (WWW-Authenticate: Bearer)",
-        403: "A path outside [api] batch_roots, or no server paths allowed at all",
+        403: (
+            "A request from another site's page (an Origin whose host:port is not the Host), a Host that is not "
+            "127.0.0.1, localhost or [::1] while the API has no token, or (a job) a path outside [api] batch_roots"
+        ),
         404: "No such job, call or file",
-        409: "The call is in progress, or the job is running",
+        409: "The call is in progress (or still writing its record and audio), or the job is queued or running",
         413: "The upload is larger than [api] max_upload_mb",
         415: "The body is neither multipart/form-data nor application/json",
         429: "[api] max_jobs jobs are queued or running already",
     }
-    return {str(status): _json(_ref("Error"), reasons[status]) for status in (401, *statuses)}
+    return {str(status): _json(_ref("Error"), reasons[status]) for status in sorted({401, 403, *statuses})}
 
 
 def _path_parameter(name: str, description: str) -> dict:
@@ -33,7 +36,7 @@ def _path_parameter(name: str, description: str) -> dict:
 
 
 JOB_ID = _path_parameter("job_id", "The job's id (32 hex digits), as POST /api/jobs gave it")
-CALL_ID = _path_parameter("call_id", "The call's id (a live call's, as GET /api/calls lists it)")
+CALL_ID = _path_parameter("call_id", "A live call's id (as GET /api/calls lists it), never a job's call")
 JOB_CALL = _path_parameter("call", "The call's name in the job: its file name without the suffix, as results name it")
 WAV = {"description": "16-bit PCM WAV (Range requests answered with 206)", "content": {"audio/wav": {}}}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -189,6 +192,26 @@ SCHEMAS = {
 }
 
 PATHS = {
+    "/api/softphone": {
+        "get": {
+            "operationId": "softphone",
+            "summary": "A call from the browser: a WebSocket (GET with Upgrade: websocket, answered 101)",
+            "description": (
+                'One WebSocket is one call. The client sends {"type": "start", "sample_rate": R}, then the '
+                'microphone as binary messages of 16-bit little-endian mono PCM at R Hz; {"type": "dtmf", '
+                '"digit": "5"} for a key, {"type": "hangup"} (or closing the socket) to hang up. The server '
+                'answers {"type": "started", "call_id"} (or {"type": "refused", "reason"} at the call '
+                "limit, and closes), then the agent's voice as binary 20 ms frames of the same PCM, and the call's "
+                'events as {"type": "event", "kind", "data"} (partial, caller, agent, interrupted, resumed, '
+                "latency, ended; their text redacted). The token, if any, goes in ?token=: a browser cannot set "
+                "headers on a WebSocket."
+            ),
+            "responses": {
+                "101": {"description": "Switching Protocols: the call's WebSocket"},
+                **_errors(400),
+            },
+        }
+    },
     "/api/openapi.json": {
         "get": {
             "operationId": "openapi",
@@ -215,7 +238,12 @@ PATHS = {
         },
         "delete": {
             "operationId": "deleteCall",
-            "summary": "Purge one call's data everywhere: its record, audio, and its outputs in every job",
+            "summary": "Purge one live call's data: its record and its audio",
+            "description": (
+                "Removes <records>/<call id>.json and .wav, nothing in any job: a job's calls are named after their "
+                "files, not after live calls (DELETE /api/jobs/{job_id}/calls/{call} removes one). 409 while the "
+                "call is in progress, and after its hang-up until its record and audio are written."
+            ),
             "responses": {"200": _json(_ref("Deleted"), "What was removed"), **_errors(404, 409)},
         },
     },
@@ -223,7 +251,7 @@ PATHS = {
         "parameters": [CALL_ID],
         "get": {
             "operationId": "getCallAudio",
-            "summary": "The call's audio: stereo, caller left, agent right",
+            "summary": "The call's audio: stereo, caller left, agent right (409 until the call has finished)",
             "parameters": [
                 {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
             ],
@@ -268,7 +296,7 @@ PATHS = {
         },
         "delete": {
             "operationId": "deleteJob",
-            "summary": "Delete a job that is not running, with all its files",
+            "summary": "Delete a job that is not running, with all its files (a queued one never runs)",
             "responses": {"200": _json(_ref("Deleted"), "Deleted"), **_errors(404, 409)},
         },
     },
@@ -289,6 +317,12 @@ PATHS = {
             "operationId": "getJobCall",
             "summary": "A finished call's transcript.json",
             "responses": {"200": _json(_ref("Transcript"), "The transcript"), **_errors(404)},
+        },
+        "delete": {
+            "operationId": "deleteJobCall",
+            "summary": "Purge one call of a finished job: its folder, its uploaded file and its line of the results",
+            "description": "409 while the job is queued or running: its worker is writing those files.",
+            "responses": {"200": _json(_ref("Deleted"), "What was removed"), **_errors(404, 409)},
         },
     },
     "/api/jobs/{job_id}/calls/{call}/replies/{name}": {
@@ -312,8 +346,11 @@ def document() -> dict:
             "description": (
                 "Batch jobs of recorded calls and the call records of `voiceagent serve`. With `[api] token` set, "
                 "every path under /api/ needs `Authorization: Bearer <token>` (or `?token=<token>`, for a "
-                "browser's WebSocket or <audio>); without one the API is open, so keep the http listener on "
-                '127.0.0.1. Every error is JSON: {"error": "..."}.'
+                "browser's WebSocket or <audio>); without one the API answers only requests whose Host is "
+                "127.0.0.1, localhost or [::1] (any port; 403 otherwise: set [api] token to serve other hosts), "
+                "which also keeps DNS rebinding out. A request with an `Origin` header whose host:port is not the "
+                "request's Host (another site's page) is refused with 403 whatever the token; clients that send "
+                'no Origin, as curl, are not affected. Every error is JSON: {"error": "..."}.'
             ),
         },
         "paths": PATHS,
