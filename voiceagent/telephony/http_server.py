@@ -115,9 +115,6 @@ async def _media_stream(request: web.Request) -> web.WebSocketResponse:
             elif isinstance(event, twilio.Stop):
                 break
     finally:
-        if session is not None:
-            server.call_ended(session)
-        if pacer is not None:
-            pacer.cancel()
+        server.line_closed(session, pacer)
         await ws.close()
     return ws

@@ -122,6 +122,13 @@ class TelephonyServer:
                 "call %s ended (%s): %s, %d caller turns", session.call_id, session.transport, session.end_reason, turns
             )
 
+    def line_closed(self, session: CallSession | None, pacer: asyncio.Task | None) -> None:
+        """A caller's socket is gone (or the call never opened): its call, if any, ended and its pacer stopped."""
+        if session is not None:
+            self.call_ended(session)
+        if pacer is not None:
+            pacer.cancel()
+
     def in_progress(self, call_id: str) -> bool:
         """Whether the call of that id is on, or has ended and is still writing its record or audio: until it has
         finished, its files are neither final nor safe to delete."""

@@ -149,10 +149,7 @@ async def _call(request: web.Request, server: TelephonyServer) -> web.WebSocketR
             elif isinstance(control, Hangup):
                 break
     finally:
-        if session is not None:
-            server.call_ended(session)
-        if pacer is not None:
-            pacer.cancel()
+        server.line_closed(session, pacer)
         await ws.close()
     return ws
 
