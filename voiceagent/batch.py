@@ -67,7 +67,7 @@ def transcribe_call(path: Path, vad, asr) -> tuple[float, list[Turn]]:
     return audio.duration_s, sorted(turns, key=lambda t: t.start)
 
 
-def reply_to_call(turns: list[Turn], folder: Path, agent, tts, redactor: Redactor | None = None) -> list[dict]:
+def reply_to_call(turns: list[Turn], folder: Path, agent, tts, redactor: Redactor) -> list[dict]:
     """The agent's reply to each caller turn, in order, as one call; each spoken into ``reply_NN.wav``. A reply
     that reads out a card number (one the caller gave) is written as silence, and its entry says so."""
     from voiceagent.dialogue.state import CallState
@@ -82,7 +82,7 @@ def reply_to_call(turns: list[Turn], folder: Path, agent, tts, redactor: Redacto
         audio_name = f"reply_{len(replies) + 1:02d}.wav"
         speech = tts.speak(text)
         reply = {"turn": index, "caller": turn.text, "reply": text, "audio": audio_name}
-        if "card" in (redactor or Redactor()).found(text):  # PCI: no card number in the audio written
+        if "card" in redactor.found(text):  # PCI: no card number in the audio written
             speech = Audio(np.zeros_like(speech.samples), speech.sample_rate)
             reply["audio_silenced"] = "card"
         write_wav(folder / audio_name, speech)

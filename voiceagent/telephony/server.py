@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voiceagent.audio import Audio
-from voiceagent.config import DEFAULT_CONFIG, read_toml
+from voiceagent.config import load_config
 from voiceagent.conversation.session import CallSession, Engine
 from voiceagent.telephony.metrics import Metrics
 
@@ -70,7 +70,7 @@ class TelephonyServer:
         self.max_calls = max_calls
         self.sip_options = sip_options or {}
         #: The [api] table (its defaults under what was given): the HTTP API's token, limits and jobs folder.
-        self.api_options = {**read_toml(DEFAULT_CONFIG)["api"], **(api_options or {})}
+        self.api_options = {**load_config()["api"], **(api_options or {})}
         #: The HTTP API's batch jobs (``voiceagent.web.api.Jobs``), once the http listener serves them.
         self.jobs = None
         #: Call records, their audio and API jobs older than this many days are deleted (0: kept).
